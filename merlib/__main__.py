@@ -1,0 +1,2 @@
+from merlib.cli import main
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""Small helpers notebooks and runs use to record their key numbers (``metrics.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "numel", lambda: 2)() == 1:
+        return value.item()  # a one-element torch tensor
+    return value
+
+
+def record_metrics(out_dir: str | os.PathLike, **metrics: Any) -> Path:
+    """Merge ``metrics`` into ``out_dir/metrics.json`` (created if missing) and return its path.
+
+    Notebooks call this for the few numbers a reader or a test should check, e.g.
+    ``record_metrics(OUT_DIR, n_clips=128, mean_t60=0.61)``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(_jsonable(metrics))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

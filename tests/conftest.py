@@ -1,0 +1,48 @@
+"""Shared fixtures: one quick synthetic corpus per test session, and the `gpu` marker policy."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# A private cache for the whole session, set before anything imports merlib.config, so tests and the
+# notebooks they execute (papermill kernels inherit the environment) share one quick corpus and never
+# touch the user's ~/.cache/merlib.
+if "MERLIB_TEST_CACHE" in os.environ:  # reuse between local runs: MERLIB_TEST_CACHE=/tmp/mc make test
+    os.environ["MERLIB_CACHE"] = os.environ["MERLIB_TEST_CACHE"]
+else:
+    os.environ["MERLIB_CACHE"] = tempfile.mkdtemp(prefix="merlib-test-cache-")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need CUDA: without one they are skipped with that reason (shown by -ra)."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="marked gpu: needs a CUDA device, none on this machine"))
+
+
+@pytest.fixture(scope="session")
+def quick_corpus() -> Path:
+    """The quick synthetic RAVDESS (8 actors × 16 clips, 320×180), built once per session."""
+    from merlib.data.synthetic import ensure_corpus
+
+    return ensure_corpus("quick", seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def quick_scan(quick_corpus):
+    from merlib.data.ravdess import scan
+
+    return scan(quick_corpus)
