@@ -1,0 +1,175 @@
+"""Throughput and peak memory of the multi-channel HTS-AT (merlib.models.htsat).
+
+Notebook: 04_multichannel_htsat.ipynb (the model); this script only measures it.
+
+One command::
+
+    python benchmarks/bench_htsat.py --out outputs/bench_htsat.json            # CPU, and CUDA if present
+    python benchmarks/bench_htsat.py --size quick --steps 2 --out /tmp/b.json  # a fast smoke run
+
+For every device × microphone count (C = 1, 3) × mode (Avg mel, Sum PE) it measures, at batch 8 on 4 s
+clips from the waveform on (log-mel included):
+
+* inference — ``model.eval()``, ``torch.no_grad()``: clips per second;
+* a training step — forward, cross-entropy, backward, Adam step, in ``model.train()`` (SpecAugment and
+  stochastic depth on): clips per second;
+* peak memory — on CPU the process's peak resident set (``resource.getrusage().ru_maxrss``; each
+  configuration runs in its own subprocess so peaks do not mix; the figure includes the ~0.3–0.5 GB of
+  Python + torch itself, reported separately as ``rss_baseline_mb``); on CUDA
+  ``torch.cuda.max_memory_allocated`` for each phase. CUDA runs use bf16 autocast.
+
+It prints a table and writes all numbers, the machine's load average and the versions to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    from merlib.models.htsat import HTSAT, HTSATConfig
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    cfg = HTSATConfig.quick() if spec["size"] == "quick" else HTSATConfig.paper()
+    model = HTSAT(num_mics=spec["mics"], mode=spec["mode"], num_classes=8, config=cfg).to(device)
+    b = spec["batch"]
+    x = 0.1 * torch.randn(b, spec["mics"], 64000, device=device)
+    y = torch.randint(0, 8, (b,), device=device)
+    result: dict[str, Any] = dict(spec)
+    result["rss_baseline_mb"] = _rss_mb()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    # inference
+    model.eval()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad(), autocast():
+        for _ in range(spec["warmup"]):
+            model(x)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(spec["steps"]):
+            model(x)
+        sync()
+        dt = time.perf_counter() - t0
+    result["infer_clips_per_s"] = b * spec["steps"] / dt
+    result["infer_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb()
+
+    # training step
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            loss = F.cross_entropy(model(x).logits.float(), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(spec["warmup"]):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(spec["steps"]):
+        step()
+    sync()
+    dt = time.perf_counter() - t0
+    result["train_clips_per_s"] = b * spec["steps"] / dt
+    result["train_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb()
+    if cuda:
+        result["gpu"] = torch.cuda.get_device_name(device)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto = CPU, plus CUDA when available")
+    parser.add_argument("--size", choices=["paper", "quick"], default="paper")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3, help="timed iterations per measurement")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return 0
+
+    import torch
+
+    devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if args.device == "cuda":
+            raise SystemExit("bench_htsat: --device cuda asked for, but torch sees no CUDA device")
+        devices.remove("cuda")
+    load_before = os.getloadavg()
+    rows = []
+    for device in devices:
+        for mics in (1, 3):
+            for mode in ("avg_mel", "sum_pe"):
+                spec = dict(device=device, mics=mics, mode=mode, size=args.size, batch=args.batch,
+                            steps=args.steps, warmup=args.warmup, threads=args.threads)
+                # one subprocess per configuration: ru_maxrss is a per-process peak
+                proc = subprocess.run([sys.executable, __file__, "--out", os.devnull, "--worker", json.dumps(spec)],
+                                      capture_output=True, text=True)
+                if proc.returncode:
+                    raise SystemExit(f"bench_htsat: configuration {spec} failed:\n{proc.stderr}")
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(f"  done {device} C={mics} {mode}", file=sys.stderr)
+
+    header = f"{'device':6} {'C':>2} {'mode':8} {'infer clips/s':>14} {'train clips/s':>14} " \
+             f"{'infer peak MB':>14} {'train peak MB':>14}"
+    print(f"HTS-AT ({args.size}) batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up; "
+          f"CPU peaks are process RSS (baseline ≈ {rows[0]['rss_baseline_mb']:.0f} MB), CUDA peaks allocated")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['device']:6} {r['mics']:>2} {r['mode']:8} {r['infer_clips_per_s']:>14.2f} "
+              f"{r['train_clips_per_s']:>14.2f} {r['infer_peak_mb']:>14.0f} {r['train_peak_mb']:>14.0f}")
+    info = {
+        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "machine": info,
+                                    "results": rows}, indent=2) + "\n")
+    print(f"load average before/after: {load_before} / {info['loadavg_after']}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Load the authors' and HTS-AT's checkpoints into merlib models, and write merlib models back in their layout.
+
+Notebook: 04_multichannel_htsat.ipynb
+
+The reference checkpoints are PyTorch-Lightning files ``{"state_dict": {...}, ...}`` whose keys carry the
+prefix ``sed_model.`` (SPEC §5; names and shapes in ``reference/mmer_state_dict_keys.tsv``). Rules applied
+by :func:`load_reference_checkpoint`, for every checkpoint key (after removing ``sed_model.``):
+
+* ``spectrogram_extractor.stft.conv_real.weight`` / ``conv_imag.weight`` — the reference computes its STFT
+  as a convolution with these kernels; merlib uses :func:`torch.stft`. They are *checked* against the
+  standard Hann-windowed DFT kernels (a mismatch raises) and skipped; :func:`export_reference_state_dict`
+  regenerates them.
+* ``…relative_position_index`` and ``…attn_mask`` — fixed by the architecture; checked against the
+  model's own buffers (a mismatch raises: the checkpoint was built with another window or grid) and
+  skipped.
+* ``logmel_extractor.melW`` — loaded when ``filterbank="checkpoint"`` (the default, and what the reference
+  did: its fine-tuned checkpoints carry the 32 kHz AudioSet filterbank); kept as merlib's when
+  ``filterbank="model"``.
+* keys the model declares as sized by the class count (``tscam_conv``, ``head``, a classifier's last layer)
+  are skipped when their shapes differ — the 527-class head of the HTS-AT AudioSet checkpoints.
+* keys that map to nothing in the model (the video and fusion keys of a multimodal checkpoint loaded into
+  the audio model, say) are skipped with the reason "not part of <Model>".
+* every other key is loaded, including ``bn0``'s running statistics; any other shape mismatch raises an
+  error naming the key and both shapes.
+The returned :class:`LoadReport` lists what was loaded, what was skipped and why, and which of the model's
+entries the checkpoint did not provide (left as initialised).
+
+Extending to a new model type
+-----------------------------
+The loader knows nothing about particular models. A model class declares how its names map onto the
+reference's by a method ``reference_layout(self) -> ReferenceLayout``: a list of ``(merlib_prefix,
+reference_prefix)`` pairs (longest match wins; a pair may name a whole key) and the keys sized by the class
+count. Layouts of submodules compose with :meth:`ReferenceLayout.nested` and ``+``. For example the
+multimodal model, whose reference keeps the audio trunk at the top level, the video encoder under
+``video_encoder.`` and the fusion head under ``classifier.``::
+
+    def reference_layout(self) -> ReferenceLayout:
+        return (
+            self.audio.reference_layout().nested("audio.", "")
+            + ReferenceLayout(prefixes=(("video.", "video_encoder."),))
+            + ReferenceLayout(prefixes=(("classifier.", "classifier."),),
+                              class_head=("classifier.linear2.weight", "classifier.linear2.bias"))
+        )
+
+A model without ``reference_layout`` is loaded under its own names (identity), which is also how merlib's
+own state dicts load: a checkpoint key that is already one of the model's names is taken as is.
+
+Golden check
+------------
+:func:`golden_fill`, :func:`golden_waveforms`, :func:`golden_video` and :func:`read_key_table` implement the
+fill recipe and inputs of ``reference/golden/README.md`` for any model with a reference layout, so the
+tests of every model compare against the reference's stored outputs the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "ReferenceLayout",
+    "LoadReport",
+    "load_reference_checkpoint",
+    "export_reference_state_dict",
+    "read_state_dict",
+    "read_key_table",
+    "golden_fill",
+    "golden_waveforms",
+    "golden_video",
+    "REFERENCE_PREFIX",
+]
+
+REFERENCE_PREFIX = "sed_model."
+_STFT_REAL = "spectrogram_extractor.stft.conv_real.weight"
+_STFT_IMAG = "spectrogram_extractor.stft.conv_imag.weight"
+_MELW_REF = "logmel_extractor.melW"
+_DERIVED_SUFFIXES = ("relative_position_index", "attn_mask")
+
+
+@dataclass(frozen=True)
+class ReferenceLayout:
+    """How a model's state-dict names correspond to the reference implementation's.
+
+    Attributes:
+        prefixes: ``(merlib_prefix, reference_prefix)`` pairs. A name is translated by the pair whose prefix
+            (on the side being translated from) is the longest match; the rest of the name is kept.
+            ``("", "")`` means "same names". A pair may also name one whole key.
+        class_head: merlib keys whose shapes follow the number of classes; a checkpoint entry of another
+            shape is skipped (reported) instead of raising.
+    """
+
+    prefixes: tuple[tuple[str, str], ...] = (("", ""),)
+    class_head: tuple[str, ...] = ()
+
+    def nested(self, merlib_prefix: str, reference_prefix: str) -> "ReferenceLayout":
+        """This layout for a submodule at ``merlib_prefix`` whose reference keys sit under ``reference_prefix``."""
+        return ReferenceLayout(
+            prefixes=tuple((merlib_prefix + m, reference_prefix + r) for m, r in self.prefixes),
+            class_head=tuple(merlib_prefix + k for k in self.class_head),
+        )
+
+    def __add__(self, other: "ReferenceLayout") -> "ReferenceLayout":
+        return ReferenceLayout(self.prefixes + other.prefixes, self.class_head + other.class_head)
+
+    @staticmethod
+    def _translate(key: str, pairs: Iterable[tuple[str, str]]) -> str | None:
+        best: tuple[str, str] | None = None
+        for src, dst in pairs:
+            if key.startswith(src) and (best is None or len(src) > len(best[0])):
+                best = (src, dst)
+        return None if best is None else best[1] + key[len(best[0]) :]
+
+    def to_merlib(self, reference_key: str) -> str | None:
+        """The merlib name of a reference key (without ``sed_model.``), or None when no prefix matches."""
+        return self._translate(reference_key, ((r, m) for m, r in self.prefixes))
+
+    def to_reference(self, merlib_key: str) -> str | None:
+        """The reference name (without ``sed_model.``) of a merlib key, or None when no prefix matches."""
+        return self._translate(merlib_key, self.prefixes)
+
+
+def _layout(model: nn.Module) -> ReferenceLayout:
+    get = getattr(model, "reference_layout", None)
+    return get() if callable(get) else ReferenceLayout()
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_reference_checkpoint` did.
+
+    Attributes:
+        source: the file name, or ``"<dict>"``.
+        loaded: merlib keys that received a checkpoint value.
+        skipped: checkpoint key (``sed_model.`` removed) → why it was not loaded.
+        missing: the model's state-dict keys that the checkpoint did not provide (left unchanged;
+            derived buffers — relative-position indices, shift masks — are not listed).
+    """
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def skipped_by_reason(self) -> dict[str, list[str]]:
+        """The skipped keys grouped by reason."""
+        groups: dict[str, list[str]] = {}
+        for key, reason in self.skipped.items():
+            groups.setdefault(reason, []).append(key)
+        return groups
+
+    def summary(self, max_keys: int = 6) -> str:
+        """A readable multi-line summary (at most ``max_keys`` names per group)."""
+
+        def names(keys: Sequence[str]) -> str:
+            shown = ", ".join(keys[:max_keys])
+            return shown + (f", … (+{len(keys) - max_keys})" if len(keys) > max_keys else "")
+
+        lines = [f"checkpoint {self.source}: loaded {len(self.loaded)} entries, skipped {len(self.skipped)}, "
+                 f"missing {len(self.missing)}"]
+        for reason, keys in self.skipped_by_reason().items():
+            lines.append(f"  skipped {len(keys)} ({reason}): {names(keys)}")
+        if self.missing:
+            lines.append(f"  missing {len(self.missing)} (left as initialised): {names(self.missing)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def read_state_dict(
+    path_or_dict: str | os.PathLike | Mapping[str, Any], trusted: bool = False
+) -> tuple[dict[str, Any], str]:
+    """The flat state dict of a checkpoint (path or dict, Lightning ``{"state_dict": …}`` or bare) and its
+    source name; the ``sed_model.`` prefix is removed from the keys that carry it.
+
+    Files are read with ``torch.load(weights_only=True)``; a Lightning file holding other pickled objects
+    needs ``trusted=True`` (full unpickling — only for files you trust).
+    """
+    if isinstance(path_or_dict, Mapping):
+        raw: Any = path_or_dict
+        source = "<dict>"
+    else:
+        path = Path(path_or_dict)
+        source = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=not trusted)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"checkpoint {path} holds objects other than tensors and plain containers ({err}); if you "
+                f"trust the file, load it with trusted=True"
+            ) from err
+    if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
+        raw = raw["state_dict"]
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"checkpoint {source} is a {type(raw).__name__}, not a state dict or {{'state_dict': …}}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key[len(REFERENCE_PREFIX) :] if key.startswith(REFERENCE_PREFIX) else key
+        out[name] = value
+    return out, source
+
+
+def _check_stft_kernel(key: str, value: torch.Tensor, source: str) -> None:
+    from merlib.features import dft_kernels
+
+    if value.dim() != 3 or value.shape[1] != 1 or value.shape[0] != value.shape[2] // 2 + 1:
+        raise ValueError(
+            f"checkpoint {source}: {key!r} has shape {tuple(value.shape)}, not an STFT kernel (n_fft//2+1, 1, n_fft)"
+        )
+    real, imag = dft_kernels(value.shape[2])
+    expected = real if key.endswith(_STFT_REAL) else imag
+    err = (value.float().cpu() - expected).abs().max().item()
+    if err > 1e-4:
+        raise ValueError(
+            f"checkpoint {source}: {key!r} differs from the standard Hann-windowed DFT kernel by up to {err:.3g}; "
+            f"merlib computes the STFT with torch.stft and cannot reproduce a modified STFT"
+        )
+
+
+def load_reference_checkpoint(
+    model: nn.Module,
+    path_or_dict: str | os.PathLike | Mapping[str, Any],
+    filterbank: Literal["checkpoint", "model"] = "checkpoint",
+    trusted: bool = False,
+) -> LoadReport:
+    """Load a reference (authors' or HTS-AT) or merlib checkpoint into ``model`` by the rules of SPEC §5.
+
+    Args:
+        model: any merlib model; its ``reference_layout()`` (if any) maps the names.
+        path_or_dict: a ``.ckpt``/``.pt`` path or a state dict, with or without ``{"state_dict": …}`` and
+            the ``sed_model.`` prefix.
+        filterbank: ``"checkpoint"`` loads ``logmel_extractor.melW`` (the reference's behaviour; the
+            HTS-AT AudioSet and fine-tuned checkpoints carry the 32 kHz bank), ``"model"`` keeps merlib's.
+        trusted: allow full unpickling of a file that holds more than tensors (see :func:`read_state_dict`).
+
+    Returns:
+        a :class:`LoadReport`. Raises ``ValueError`` on a shape mismatch outside the class head (naming the
+        key and both shapes) and when a checked entry (STFT kernels, position index, shift mask) differs.
+    """
+    if filterbank not in ("checkpoint", "model"):
+        raise ValueError(f"filterbank must be 'checkpoint' or 'model', got {filterbank!r}")
+    state, source = read_state_dict(path_or_dict, trusted=trusted)
+    layout = _layout(model)
+    own = model.state_dict()
+    class_head = set(layout.class_head)
+    model_name = type(model).__name__
+    report = LoadReport(source=source)
+    to_load: dict[str, torch.Tensor] = {}
+
+    for key, value in state.items():
+        if not torch.is_tensor(value):
+            report.skipped[key] = "not a tensor"
+            continue
+        if key.endswith((_STFT_REAL, _STFT_IMAG)):
+            _check_stft_kernel(key, value, source)
+            report.skipped[key] = "STFT kernel: checked equal to the Hann DFT kernel; merlib uses torch.stft"
+            continue
+        target = layout.to_merlib(key)
+        if (target is None or target not in own) and key in own:
+            target = key  # already a merlib name (merlib's own checkpoints)
+        if target is None or target not in own:
+            report.skipped[key] = f"not part of {model_name}"
+            continue
+        mine = own[target]
+        if key.endswith(_DERIVED_SUFFIXES):
+            if value.shape != mine.shape or not torch.allclose(value.to(mine), mine):
+                raise ValueError(
+                    f"checkpoint {source}: {key!r} (shape {tuple(value.shape)}) differs from {model_name}'s "
+                    f"{target!r} (shape {tuple(mine.shape)}): the checkpoint was built with another window size "
+                    f"or token grid; build the model with the checkpoint's architecture"
+                )
+            report.skipped[key] = "derived buffer: checked equal to merlib's"
+            continue
+        if target.rsplit(".", 1)[-1] == "melW" and filterbank == "model":
+            report.skipped[key] = "filterbank='model': merlib's filterbank kept"
+            continue
+        if value.shape != mine.shape:
+            if target in class_head and value.dim() == mine.dim() and value.shape[0] != mine.shape[0]:
+                # one reason for the whole head, so the report groups it: the class count is the leading dim
+                report.skipped[key] = (
+                    f"class head: the checkpoint has {value.shape[0]} classes, the model {mine.shape[0]}"
+                )
+                continue
+            raise ValueError(
+                f"checkpoint {source}: {key!r} has shape {tuple(value.shape)} but {model_name}'s {target!r} has "
+                f"shape {tuple(mine.shape)}; build the model with the checkpoint's architecture (num_classes, "
+                f"embed_dim, depths, …)"
+            )
+        to_load[target] = value
+        report.loaded.append(target)
+
+    result = model.load_state_dict(to_load, strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys  # every target was checked against state_dict()
+    report.missing = [
+        k for k in own
+        if k not in to_load and not k.endswith(_DERIVED_SUFFIXES)
+        and not (k.rsplit(".", 1)[-1] == "melW" and filterbank == "model")
+    ]
+    return report
+
+
+def export_reference_state_dict(model: nn.Module, prefix: str = REFERENCE_PREFIX) -> dict[str, torch.Tensor]:
+    """``model``'s state in the reference's layout: reference names with ``prefix`` (``sed_model.``).
+
+    Every state-dict entry is renamed by the model's ``reference_layout()``; for every
+    :class:`~merlib.features.LogMel` the STFT kernels the reference stores next to its filterbank
+    (``spectrogram_extractor.stft.conv_real/conv_imag.weight``) are regenerated. Tensors are detached
+    copies on the CPU. Wrap the result as ``{"state_dict": …}`` for a Lightning-style file.
+    """
+    from merlib.features import LogMel, dft_kernels
+
+    layout = _layout(model)
+    out: dict[str, torch.Tensor] = {}
+    for path, module in model.named_modules():
+        if isinstance(module, LogMel):
+            mel_key = f"{path}.melW" if path else "melW"
+            ref = layout.to_reference(mel_key)
+            if ref is None or not ref.endswith(_MELW_REF):
+                raise ValueError(
+                    f"{type(model).__name__}.reference_layout() maps {mel_key!r} to {ref!r}, not to a "
+                    f"'{_MELW_REF}' key; add a ({mel_key!r}, '…{_MELW_REF}') pair"
+                )
+            base = ref[: -len(_MELW_REF)]
+            real, imag = dft_kernels(module.n_fft)
+            out[prefix + base + _STFT_REAL] = real
+            out[prefix + base + _STFT_IMAG] = imag
+    for key, value in model.state_dict().items():
+        ref = layout.to_reference(key)
+        if ref is None:
+            raise ValueError(
+                f"{type(model).__name__}.reference_layout() has no prefix for {key!r}; add a pair covering it"
+            )
+        out[prefix + ref] = value.detach().cpu().clone()
+    return out
+
+
+# ------------------------------------------------------------------------------------------- golden check
+
+
+def read_key_table(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """``mmer_state_dict_keys.tsv`` (columns key, shape, kind) as ``{key: shape}``, in file order."""
+    table: dict[str, tuple[int, ...]] = {}
+    lines = Path(path).read_text().splitlines()
+    if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
+        raise ValueError(f"{path}: expected a header 'key<TAB>shape<TAB>kind'")
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        key, shape, *_ = line.split("\t")
+        inner = shape.strip().strip("()").strip()
+        try:
+            table[key] = tuple(int(s) for s in inner.split(",") if s.strip())
+        except ValueError as err:
+            raise ValueError(f"{path}:{n}: cannot read shape {shape!r} of {key!r}") from err
+    return table
+
+
+def _recipe_value(key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    r = torch.randn(shape, generator=g)
+    if key.endswith("running_mean"):
+        return -30 + 2 * r if key == "bn0.running_mean" else 0.1 * r
+    if key.endswith("running_var"):
+        return 0.5 + torch.rand(shape, generator=g)
+    if key.endswith("weight") and len(shape) == 1:
+        return 1 + 0.1 * r
+    if key.endswith("bias"):
+        return 0.1 * r
+    return 0.02 * r
+
+
+def golden_fill(
+    model: nn.Module,
+    melW: torch.Tensor | np.ndarray,
+    key_table: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """A reference-layout state dict (no ``sed_model.`` prefix) filled by the recipe of ``golden/README.md``.
+
+    The keys are those of :func:`export_reference_state_dict` for ``model`` — the reference keys this model
+    owns. Entries the recipe leaves "as constructed" (``relative_position_index``, ``attn_mask``,
+    ``spectrogram_extractor.*``) come from that export, ``num_batches_tracked`` is 0, ``…melW`` is
+    ``melW`` (the npz's ``melW_32k``); the rest is drawn from ``torch.Generator().manual_seed(crc32(key))``.
+    When ``key_table`` (from :func:`read_key_table`) is given, every key must appear in it with the same
+    shape, so a naming or shape error in the model shows up here.
+    """
+    constructed = export_reference_state_dict(model, prefix="")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in constructed.items():
+        shape = tuple(value.shape)
+        if key_table is not None:
+            if key not in key_table:
+                raise KeyError(f"golden_fill: {type(model).__name__} exports {key!r}, which the key table lacks")
+            if tuple(key_table[key]) != shape:
+                raise ValueError(
+                    f"golden_fill: {key!r} has shape {shape} in {type(model).__name__} but "
+                    f"{tuple(key_table[key])} in the key table"
+                )
+        if key.endswith(_DERIVED_SUFFIXES + (_STFT_REAL, _STFT_IMAG)):
+            out[key] = value.clone()
+        elif key.endswith("num_batches_tracked"):
+            out[key] = torch.zeros((), dtype=torch.long)
+        elif key.endswith(_MELW_REF):
+            out[key] = torch.as_tensor(np.asarray(melW), dtype=torch.float32).clone()
+        else:
+            out[key] = _recipe_value(key, shape)
+    return out
+
+
+def golden_waveforms(num_mics: int, batch: int = 2) -> torch.Tensor:
+    """The recipe's audio input ``(2, C, 64000)``: noise (seed 1234) plus a 220 Hz sine at 16 kHz."""
+    g = torch.Generator().manual_seed(1234)
+    t = torch.arange(64000) / 16000
+    return (0.1 * torch.randn(batch, num_mics, 64000, generator=g) + 0.3 * torch.sin(2 * torch.pi * 220 * t)).float()
+
+
+def golden_video(batch: int = 2) -> torch.Tensor:
+    """The recipe's video input ``(2, 3, 8, 224, 224)`` (B, channels, frames, H, W), seed 5678."""
+    return torch.randn(batch, 3, 8, 224, 224, generator=torch.Generator().manual_seed(5678))
