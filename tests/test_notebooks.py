@@ -21,7 +21,26 @@ def _check_00(m: dict) -> None:
     assert m["audio_sample_rate"] == 48000 and m["video_fps"] == 30
 
 
-NOTEBOOK_CHECKS = {"00_data_tour": _check_00}
+def _check_02(m: dict) -> None:
+    assert m["n_files"] == 128 + 112 + 7 * 16  # clean copies, train/val scenes, 7 rooms × test clips
+    assert 0.95 < m["mean_t60_ratio"] < 1.05
+    assert m["max_distance_over_dc"] <= 1.0
+    assert len(m["test_rooms"]) == 7 and {r["source"] for r in m["test_rooms"].values()} == {"simulated ACE-like"}
+
+
+def _check_03(m: dict) -> None:
+    assert m["n_empty_filters_fmax14k"] == 9 and m["n_empty_filters_fmax8k"] == 0
+    assert m["logmel_shape"] == [401, 64]
+
+
+def _check_04(m: dict) -> None:
+    assert m["paper_parameters"] == 27_571_432
+    assert m["checkpoint_missing"] == 4
+    assert m["train_loss_last_epoch"] < m["train_loss_first_epoch"]
+
+
+NOTEBOOK_CHECKS = {"00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
+                   "04_multichannel_htsat": _check_04}
 
 
 @pytest.mark.notebooks
