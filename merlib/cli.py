@@ -3,6 +3,7 @@
     merlib synth OUT_DIR [--quick | --size quick|full] [--seed N] [--resolution WxH] [--workers N]
     merlib scan DATA_ROOT                       # what a RAVDESS folder holds, and the actor split
     merlib reverb DATA_ROOT --out DIR [--seed N] [--ace-root DIR]   # the reverberant corpus
+    merlib evaluate PRED_DIR [--out DIR]        # Table II (per room, 75 % intervals) from saved predictions
     merlib reproduce --quick [--out outputs]    # the main job (what `make reproduce` runs)
 """
 
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_reverb)
+
+    from .evaluation import add_evaluate_parser
+
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("reproduce", help="run the main job (quick: synthetic corpus + every notebook)")
     p.add_argument("--quick", action="store_true", help="CPU-sized run on the synthetic corpus")
