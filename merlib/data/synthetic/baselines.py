@@ -11,7 +11,8 @@ vector per clip and scores a standardised logistic regression with leave-one-act
   concatenated with their frame-to-frame change;
 - ``colour``: each clip's mean RGB and its spread over time — a control that must stay near chance,
   because emotion is drawn in the face, not painted as a colour;
-- ``sentence``: the audio features against the statement (1 or 2) instead of the emotion.
+- ``sentence``: the statement (1 or 2) from the mean log-mel of four consecutive segments of the spoken
+  part — the order of the sounds, which is what tells "Kids are talking" from "Dogs are sitting".
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ..media import read_audio, read_video, video_info
 from ..ravdess import Clip
 
 
-def logmel_stats(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64) -> np.ndarray:
-    """Mean and std over time of a 64-band log-mel spectrogram (25 ms window, 10 ms hop)."""
+def spoken_logmel(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64) -> np.ndarray:
+    """64-band log-mel (25 ms window, 10 ms hop) of the spoken part: leading and trailing silence cut."""
     import torch
     import torchaudio
 
@@ -35,8 +36,19 @@ def logmel_stats(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64) 
     with torch.no_grad():
         spec = mel(torch.from_numpy(np.asarray(audio, dtype=np.float32)))
     logmel = torch.log10(spec + 1e-8).numpy()
-    voiced = logmel[:, logmel.mean(0) > np.percentile(logmel.mean(0), 30)]  # drop leading/trailing silence
-    return np.concatenate([voiced.mean(1), voiced.std(1)])
+    energy = logmel.mean(0)
+    active = np.flatnonzero(energy > np.percentile(energy, 30))
+    return logmel[:, active[0] : active[-1] + 1]
+
+
+def logmel_stats(logmel: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation over time of each mel bin (the emotion baseline's features)."""
+    return np.concatenate([logmel.mean(1), logmel.std(1)])
+
+
+def logmel_segments(logmel: np.ndarray, segments: int = 4) -> np.ndarray:
+    """Mean of each mel bin over ``segments`` consecutive stretches (the sentence baseline's features)."""
+    return np.concatenate([part.mean(1) for part in np.array_split(logmel, segments, axis=1)])
 
 
 def video_frames(clip_path, n: int = 8) -> np.ndarray:
@@ -85,9 +97,11 @@ def loao_accuracy(features: np.ndarray, labels: Sequence[int], actors: Sequence[
 
 def corpus_baselines(clips: Sequence[Clip]) -> dict[str, BaselineResult]:
     """All four baselines on a scanned corpus (clips need both audio and video)."""
-    audio, face, colour, labels, statements, actors = [], [], [], [], [], []
+    audio, words, face, colour, labels, statements, actors = [], [], [], [], [], [], []
     for clip in clips:
-        audio.append(logmel_stats(read_audio(clip.audio_path, 16000)))
+        logmel = spoken_logmel(read_audio(clip.audio_path, 16000))
+        audio.append(logmel_stats(logmel))
+        words.append(logmel_segments(logmel))
         frames = video_frames(clip.video_path)
         face.append(face_features(frames))
         colour.append(colour_features(frames))
@@ -99,5 +113,5 @@ def corpus_baselines(clips: Sequence[Clip]) -> dict[str, BaselineResult]:
         "audio": loao_accuracy(audio_x, labels, actors),
         "video": loao_accuracy(face_x, labels, actors),
         "colour": loao_accuracy(colour_x, labels, actors),
-        "sentence": loao_accuracy(audio_x, statements, actors),
+        "sentence": loao_accuracy(np.array(words), statements, actors),
     }

@@ -32,6 +32,7 @@ from ..media import atomic_path, copy_video_stream, write_audio, write_av
 from ..ravdess import RavdessFile, clip_items, sex_of
 
 AUDIO_RATE = 48000
+VIDEO_CRF = 18  # visually lossless-ish, like RAVDESS's high-bitrate H.264; 23 merges more near-still frames
 MARKER = "merlib_synth.json"
 
 
@@ -51,8 +52,8 @@ class CorpusSpec:
         default = (320, 180) if size == "quick" else (640, 360)
         res = tuple(resolution) if resolution else default
         w, h = res
-        if w % 2 or h % 2 or not (64 <= w <= 1920 and 36 <= h <= 1080):
-            raise ValueError(f"resolution {w}x{h} must be even and between 64x36 and 1920x1080 (RAVDESS is 1280x720)")
+        if w % 2 or h % 2 or not (160 <= w <= 1280 and 90 <= h <= 720):
+            raise ValueError(f"resolution {w}x{h} must be even and between 160x90 and 1280x720 (RAVDESS's own)")
         return cls(size=size, seed=seed, resolution=(int(w), int(h)))
 
     @property
@@ -117,7 +118,8 @@ def render_clip(meta: RavdessFile, spec: CorpusSpec) -> tuple[np.ndarray, np.nda
                               seed=spec.seed, sample_rate=AUDIO_RATE)
     n_frames = max(1, int(round(len(audio) / AUDIO_RATE * spec.fps)))
     frames = render_face_video(meta.actor, meta.emotion, meta.intensity, n_frames, size=spec.resolution,
-                               seed=spec.seed, mouth_open=speech_envelope(audio, AUDIO_RATE, n_frames))
+                               seed=spec.seed, mouth_open=speech_envelope(audio, AUDIO_RATE, n_frames),
+                               variant=(meta.statement - 1) * 2 + (meta.repetition - 1))
     return audio, frames
 
 
@@ -128,7 +130,7 @@ def _write_clip(args: tuple[str, RavdessFile, CorpusSpec]) -> str:
         return "kept"
     audio, frames = render_clip(meta, spec)
     write_audio(wav, audio, AUDIO_RATE, subtype="PCM_16")
-    write_av(av_mp4, frames, spec.fps, audio, AUDIO_RATE)
+    write_av(av_mp4, frames, spec.fps, audio, AUDIO_RATE, crf=VIDEO_CRF)
     copy_video_stream(av_mp4, v_mp4)
     return "written"
 
