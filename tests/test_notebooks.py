@@ -39,7 +39,13 @@ def _check_04(m: dict) -> None:
     assert m["train_loss_last_epoch"] < m["train_loss_first_epoch"]
 
 
-NOTEBOOK_CHECKS = {"00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
+def _check_05(m: dict) -> None:
+    assert m["encoder_parameters"] == 31_694_109 and m["video_only_parameters"] == 32_290_853
+    assert m["cache_clips"] == 128 and m["cache_failed"] == 0
+    assert m["train_loss_last_epoch"] < m["train_loss_first_epoch"]
+
+
+NOTEBOOK_CHECKS = {"05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
                    "04_multichannel_htsat": _check_04}
 
 

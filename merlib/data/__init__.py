@@ -6,5 +6,6 @@ Notebook: 00_data_tour.ipynb
 - :mod:`merlib.data.media` — decoding and encoding wav / mp4 (soundfile, PyAV)
 - :mod:`merlib.data.synthetic` — the built-in synthetic RAVDESS (``merlib synth``)
 - :mod:`merlib.data.ace` — the seven ACE test rooms: measured Mobile RIRs or simulated ACE-like stand-ins
+- :mod:`merlib.data.video` — the reference frame pipeline and the decode-once frame cache
 - :mod:`merlib.data.reverberant` — the reverberant train/val/test corpus (``merlib reverb``)
 """
