@@ -3,6 +3,7 @@
     merlib synth OUT_DIR [--quick | --size quick|full] [--seed N] [--resolution WxH] [--workers N]
     merlib scan DATA_ROOT                       # what a RAVDESS folder holds, and the actor split
     merlib reverb DATA_ROOT --out DIR [--seed N] [--ace-root DIR]   # the reverberant corpus
+    merlib train MODEL --data-root DIR --out DIR [--quick]   # one Table II model, the reference recipe
     merlib evaluate PRED_DIR [--out DIR]        # Table II (per room, 75 % intervals) from saved predictions
     merlib reproduce --quick [--out outputs]    # the main job (what `make reproduce` runs)
 """
@@ -73,8 +74,14 @@ def _cmd_reverb(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    summary = reproduce(args.out, quick=args.quick, seed=args.seed)
+    if not args.quick and not args.ravdess:
+        print("merlib reproduce: without --quick give --ravdess (and --ace, weights) for the paper-size run; "
+              "it builds the full synthetic corpus otherwise", file=sys.stderr)
+    summary = reproduce(args.out, quick=args.quick, seed=args.seed, ravdess=args.ravdess, ace=args.ace,
+                        audio_weights=args.audio_weights, video_weights=args.video_weights,
+                        notebooks=not args.no_notebooks)
     print(f"done in {summary['total_s']} s. Results in {Path(args.out).resolve()}:")
+    print(f"  Table II (ours, with 75 % intervals, and beside the paper): {summary['tables']}")
     print(f"  executed notebooks: {Path(args.out).resolve() / 'notebooks'}")
     for name in summary["notebooks"]:
         print(f"  {name}: figures and metrics.json in {Path(args.out).resolve() / name}")
@@ -116,13 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_reverb)
 
     from .evaluation import add_evaluate_parser
+    from .training import add_train_parser
 
+    add_train_parser(sub)
     add_evaluate_parser(sub)
 
     p = sub.add_parser("reproduce", help="run the main job (quick: synthetic corpus + every notebook)")
     p.add_argument("--quick", action="store_true", help="CPU-sized run on the synthetic corpus")
     p.add_argument("--out", type=Path, default=Path("outputs"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ravdess", type=Path, default=None, help="the real RAVDESS (default: the synthetic corpus)")
+    p.add_argument("--ace", type=Path, default=None, help="an ACE download (default: simulated ACE-like rooms)")
+    p.add_argument("--audio-weights", default=None, help="HTS-AT AudioSet checkpoint to fine-tune from")
+    p.add_argument("--video-weights", default=None, help="'kinetics400' or an R(2+1)D-18 state dict")
+    p.add_argument("--no-notebooks", action="store_true", help="skip executing the notebooks")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 
