@@ -45,7 +45,13 @@ def _check_05(m: dict) -> None:
     assert m["train_loss_last_epoch"] < m["train_loss_first_epoch"]
 
 
-NOTEBOOK_CHECKS = {"05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
+def _check_06(m: dict) -> None:
+    assert m["n_test_rooms"] == 7 and m["mer_parameters_paper"] == 61_638_669
+    assert m["final_equals_average_max_diff"] == 0
+    assert all(1 <= n <= 3 for n in m["n_checkpoints_averaged"].values())
+
+
+NOTEBOOK_CHECKS = {"06_fusion_training": _check_06, "05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
                    "04_multichannel_htsat": _check_04}
 
 
