@@ -24,6 +24,7 @@ import time
 import cv2
 import numpy as np
 
+from merlib.data.synthetic.baselines import colour_features, face_features, loao_accuracy
 from merlib.data.synthetic.face import EMOTIONS, contact_sheet, render_face_video
 
 
@@ -51,16 +52,6 @@ def sample_frames(frames: np.ndarray, n: int = 8) -> np.ndarray:
     return frames[idx]
 
 
-def face_features(frames: np.ndarray, size: int = 24) -> np.ndarray:
-    """The corpus baseline's video features (centre crop, grey, middle average + motion energy)."""
-    t, h, w, _ = frames.shape
-    crop = frames[:, int(0.08 * h) : int(0.78 * h), int(0.5 * w - 0.25 * h) : int(0.5 * w + 0.25 * h)]
-    grey = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
-                     for f in crop]).astype(np.float32) / 255
-    middle = grey[t // 4 : max(t // 4 + 1, 3 * t // 4)].mean(0)
-    return np.concatenate([middle.ravel(), np.abs(np.diff(grey, axis=0)).mean(0).ravel()])
-
-
 def frame_features(frames: np.ndarray) -> np.ndarray:
     """Whole frame, 32×18 grey, middle frames averaged."""
     t = len(frames)
@@ -69,20 +60,8 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
     return grey[t // 4 : max(t // 4 + 1, 3 * t // 4)].mean(0).ravel()
 
 
-def colour_features(frames: np.ndarray) -> np.ndarray:
-    per_frame = frames.reshape(len(frames), -1, 3).mean(1)
-    return np.concatenate([per_frame.mean(0), per_frame.std(0)])
-
-
 def loao(features, labels, actors, C: float = 0.5) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
-    return float(np.mean(cross_val_score(model, np.asarray(features), np.asarray(labels), groups=np.asarray(actors),
-                                         cv=LeaveOneGroupOut())))
+    return loao_accuracy(np.asarray(features), labels, actors, C=C).accuracy
 
 
 _CASCADE = None
