@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .data.media import write_json
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
@@ -35,7 +37,5 @@ def record_metrics(out_dir: str | os.PathLike, **metrics: Any) -> Path:
     path = out / "metrics.json"
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(_jsonable(metrics))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, current, sort_keys=True)
     return path

@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.media import atomic_path, write_json
 from .models.mer import ModelSpec, build_model, forward_logits, get_spec
 
 __all__ = [
@@ -461,19 +462,12 @@ def _versions() -> dict[str, str]:
             "lightning": L.__version__, "python": platform.python_version()}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def _save_run_config(out_dir: Path, record: dict[str, Any]) -> None:
     import yaml
 
-    _write_json(out_dir / "config.json", record)
-    tmp = out_dir / "config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(json.loads(json.dumps(record, default=str)), sort_keys=False))
-    os.replace(tmp, out_dir / "config.yaml")
+    write_json(out_dir / "config.json", record)
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(json.loads(json.dumps(record, default=str)), sort_keys=False))
 
 
 def _make_datamodule(data: Any, spec: ModelSpec, cfg: TrainConfig) -> L.LightningDataModule:
@@ -660,7 +654,7 @@ def _finish(trainer: L.Trainer, module: EmotionModule, model: nn.Module, dm: Any
     final = out / FINAL
     if trainer.is_global_zero:
         torch.save(model.state_dict(), final)
-        _write_json(out / SUMMARY, summary)
+        write_json(out / SUMMARY, summary)
     trainer.strategy.barrier()
     return summary, list(paths), val_avg
 
@@ -755,7 +749,7 @@ def run_train_command(args: argparse.Namespace) -> int:
                                   ace_root=args.ace_root, cache_dir=args.cache_dir, video=spec.uses_video,
                                   progress=cfg.progress)
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        _write_json(marker, {"launch": launch_id, "reverberant": str(corpora.reverberant),
+        write_json(marker, {"launch": launch_id, "reverberant": str(corpora.reverberant),
                              "frames": str(corpora.frames) if corpora.frames else None})
     else:
         from .datasets import CorpusPaths

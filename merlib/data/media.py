@@ -9,6 +9,7 @@ rate, video as uint8 ``(T, H, W, 3)`` RGB frames plus the frame rate. A corrupt 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -180,6 +181,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, data: Any, sort_keys: bool = False) -> None:
+    """Write ``data`` as indented JSON atomically (non-JSON values such as paths are written as strings)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:

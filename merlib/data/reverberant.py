@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .media import atomic_path, read_audio, write_audio
+from .media import atomic_path, read_audio, write_audio, write_json
 from .ravdess import Clip, Split, actor_split, scan
 
 MANIFEST_COLUMNS = [
@@ -145,8 +145,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
     write_audio(out, audio, cfg.sample_rate, subtype="PCM_24")
     row = _row(job, **acoustics)
     row["path"] = out.name  # replaced by the path relative to the build folder when the manifest is written
-    with atomic_path(row_file) as tmp:
-        tmp.write_text(json.dumps(row))
+    write_json(row_file, row)
     return row
 
 
@@ -212,8 +211,7 @@ def build_reverberant_corpus(
     if (out_dir / "manifest.csv").exists():
         return out_dir
     if not cfg_file.exists():
-        with atomic_path(cfg_file) as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(cfg_file, record)
     for stale in out_dir.rglob("*.part*"):  # left by a process killed mid-write
         stale.unlink()
     jobs = plan_jobs(clips, split, cfg, out_dir)
@@ -239,8 +237,7 @@ def build_reverberant_corpus(
             writer.writeheader()
             writer.writerows(rows)
     record["seconds"] = round(time.time() - t0, 1)
-    with atomic_path(cfg_file) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(cfg_file, record)
     return out_dir
 
 

@@ -71,7 +71,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .media import MediaError, atomic_path, read_video
+from .media import MediaError, atomic_path, read_video, write_json
 from .ravdess import Clip
 
 __all__ = [
@@ -492,11 +492,6 @@ def corpus_root(video_paths: Iterable[str | os.PathLike]) -> Path:
     return root
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def _read_json(path: Path, default: Any) -> Any:
     if not path.exists():
         return default
@@ -636,7 +631,7 @@ def build_frame_cache(
         )
     folder.mkdir(parents=True, exist_ok=True)
     if old is None:
-        _write_json(folder / SETTINGS_FILE, meta)
+        write_json(folder / SETTINGS_FILE, meta, sort_keys=True)
     for stale in folder.glob(".*.part*"):  # left by a process killed mid-write
         stale.unlink()
 
@@ -662,7 +657,7 @@ def build_frame_cache(
             new_failures[cid] = failed[cid] = {"video": result["video"], "error": result["error"]}
         bar.update()
         if (written + len(new_failures)) % flush_every == 0:
-            _write_json(folder / INDEX_FILE, index)
+            write_json(folder / INDEX_FILE, index, sort_keys=True)
 
     workers = max(1, min(workers or os.cpu_count() or 1, max(1, len(jobs))))
     try:
@@ -682,16 +677,16 @@ def build_frame_cache(
                 ) from err
     finally:
         # whatever finished is recorded, so an interrupted build resumes where it stopped
-        _write_json(folder / INDEX_FILE, index)
-        _write_json(folder / FAILED_FILE, failed)
+        write_json(folder / INDEX_FILE, index, sort_keys=True)
+        write_json(folder / FAILED_FILE, failed, sort_keys=True)
         bar.close()
     report = read_cache_report(folder)
     requested = set(ids)
     no_face = [cid for cid in report.no_face if cid in requested]
-    _write_json(folder / BUILD_FILE, {
+    write_json(folder / BUILD_FILE, {
         "clips": len(clips), "written": written, "kept": kept, "failed": sorted(new_failures),
         "no_face": no_face, "workers": workers, "seconds": round(time.time() - t0, 2),
-    })
+    }, sort_keys=True)
     if new_failures:
         names = "; ".join(f"{cid} ({v['video']}): {v['error']}" for cid, v in list(new_failures.items())[:5])
         more = f" and {len(new_failures) - 5} more" if len(new_failures) > 5 else ""

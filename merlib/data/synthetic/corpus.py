@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import __version__
-from ..media import atomic_path, copy_video_stream, write_audio, write_av
+from ..media import copy_video_stream, write_audio, write_av, write_json
 from ..ravdess import RavdessFile, clip_items, sex_of
 
 AUDIO_RATE = 48000
@@ -172,7 +172,7 @@ def generate_corpus(
     info = {"merlib_version": __version__, "spec": spec.to_dict(), "n_clips": len(items),
             "actors": spec.actors, "complete": False}
     if not marker.exists():
-        _write_json(marker, info)
+        write_json(marker, info)
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = [(str(root), meta, spec) for meta in items]
     t0 = time.time()
@@ -190,13 +190,8 @@ def generate_corpus(
                 bar.update()
     bar.close()
     info.update(complete=True, seconds=round(time.time() - t0, 1), **counts)
-    _write_json(marker, info)
+    write_json(marker, info)
     return root
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def is_complete(root: str | os.PathLike, spec: CorpusSpec | None = None) -> bool:
