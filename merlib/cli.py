@@ -6,6 +6,10 @@
     merlib train MODEL --data-root DIR --out DIR [--quick]   # one Table II model, the reference recipe
     merlib evaluate PRED_DIR [--out DIR]        # Table II (per room, 75 % intervals) from saved predictions
     merlib reproduce --quick [--out outputs]    # the main job (what `make reproduce` runs)
+    merlib fetch ravdess --to DIR [--video] [--actors 1-24]   # the real RAVDESS from Zenodo, verified
+    merlib fetch ace --to DIR                   # the ACE "Mobile" RIRs from Zenodo
+    merlib check-data DIR [--deep]              # what a RAVDESS / ACE copy holds, and what is missing
+    merlib check-weights PATH                   # what a checkpoint is, and which merlib model it loads into
 """
 
 from __future__ import annotations
@@ -88,6 +92,35 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from .data.fetch import FetchError, fetch
+
+    try:
+        fetch(args.dataset, args.to, video=args.video, actors=args.actors, zenodo_url=args.zenodo_url,
+              keep_archives=args.keep_archives, timeout=args.timeout, retries=args.retries,
+              progress=not args.no_progress)
+    except FetchError as err:
+        print(f"merlib fetch {args.dataset}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from .data.check import check_data
+
+    report = check_data(args.data_dir, deep=args.deep, actors=args.actors, progress=not args.no_progress)
+    print(report.summary(max_items=args.max_items))
+    return 0 if report.ok else 1
+
+
+def _cmd_check_weights(args: argparse.Namespace) -> int:
+    from .models.checkpoints import identify_checkpoint
+
+    info = identify_checkpoint(args.path, try_load=not args.no_load, trusted=args.trusted)
+    print(info.summary())
+    return 0 if info.kind != "unknown" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="merlib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +171,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-weights", default=None, help="'kinetics400' or an R(2+1)D-18 state dict")
     p.add_argument("--no-notebooks", action="store_true", help="skip executing the notebooks")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("fetch", help="download, verify and extract RAVDESS or the ACE Mobile RIRs from Zenodo",
+                       description="Download (resumable), md5-check and extract a corpus from its Zenodo record "
+                                   "into the layout merlib reads. A finished fetch run again does nothing.")
+    p.add_argument("dataset", choices=("ravdess", "ace"))
+    p.add_argument("--to", type=Path, required=True,
+                   help="target folder (outside the merlib checkout, or under its data/)")
+    p.add_argument("--video", action="store_true",
+                   help="RAVDESS: also the per-actor audio-video archives (the bulk of the download)")
+    p.add_argument("--actors", default=None, help="RAVDESS video archives of these actors, e.g. 1-3,7 (default 1-24)")
+    p.add_argument("--keep-archives", action="store_true", help="keep the verified archives after extraction")
+    p.add_argument("--zenodo-url", default=None,
+                   help="Zenodo base URL (default $MERLIB_ZENODO_URL or https://zenodo.org)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds before a connection or stalled read fails")
+    p.add_argument("--retries", type=int, default=3, help="automatic resumes per archive after a dropped connection")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("check-data", help="validate a RAVDESS and/or ACE Mobile copy; list what is missing",
+                       description="Counts per actor, file names, readable headers; exit 0 when complete, 1 otherwise.")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--deep", action="store_true", help="decode every file completely (slow) instead of reading headers")
+    p.add_argument("--actors", default=None, help="RAVDESS actors expected, e.g. 1-3,7 (default: all 24)")
+    p.add_argument("--max-items", type=int, default=20, help="names listed per problem before '… and N more'")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_check_data)
+
+    p = sub.add_parser("check-weights", help="identify a checkpoint and say which merlib model it loads into")
+    p.add_argument("path", type=Path)
+    p.add_argument("--no-load", action="store_true", help="only identify; do not try loading into merlib models")
+    p.add_argument("--trusted", action="store_true",
+                   help="allow full unpickling for a file holding more than tensors (only for files you trust)")
+    p.set_defaults(func=_cmd_check_weights)
     return parser
 
 

@@ -45,6 +45,13 @@ multimodal model, whose reference keeps the audio trunk at the top level, the vi
 A model without ``reference_layout`` is loaded under its own names (identity), which is also how merlib's
 own state dicts load: a checkpoint key that is already one of the model's names is taken as is.
 
+Identifying a file
+------------------
+:func:`identify_checkpoint` (``merlib check-weights PATH``) tells from key names and shapes what a file is —
+the HTS-AT AudioSet checkpoint, the authors' audio / video / multimodal checkpoints, merlib's ``final.pt``
+and Lightning ``.ckpt`` files, torchvision's R(2+1)D-18 — infers the HTS-AT size and class count, and tries
+loading it into each Table II model it fits, keeping the :class:`LoadReport` of each try.
+
 Golden check
 ------------
 :func:`golden_fill`, :func:`golden_waveforms`, :func:`golden_video` and :func:`read_key_table` implement the
@@ -77,6 +84,10 @@ __all__ = [
     "golden_waveforms",
     "golden_video",
     "REFERENCE_PREFIX",
+    "identify_checkpoint",
+    "CheckpointInfo",
+    "LoadAttempt",
+    "KINDS",
 ]
 
 REFERENCE_PREFIX = "sed_model."
@@ -427,3 +438,339 @@ def golden_waveforms(num_mics: int, batch: int = 2) -> torch.Tensor:
 def golden_video(batch: int = 2) -> torch.Tensor:
     """The recipe's video input ``(2, 3, 8, 224, 224)`` (B, channels, frames, H, W), seed 5678."""
     return torch.randn(batch, 3, 8, 224, 224, generator=torch.Generator().manual_seed(5678))
+
+
+# ------------------------------------------------------------------------------------------- identifying
+#
+# `merlib check-weights PATH` (identify_checkpoint): what a checkpoint file is, from its key names and
+# shapes alone, and whether it loads into each Table II model. Kinds told apart:
+#
+#   htsat_audioset        HTS-AT AudioSet (RetroCirce): sed_model.* audio trunk, 527-class tscam_conv/head
+#   reference_audio       the authors' fine-tuned audio model: the same keys, K (8) classes
+#   reference_video       the authors' video-only model: video_encoder.model.* + classifier.*
+#   reference_multimodal  the authors' MER model: audio trunk + video_encoder.* + classifier.*
+#   merlib_audio / merlib_video / merlib_mer   merlib's final.pt (plain) or Lightning .ckpt (keys under model.)
+#   merlib_video_encoder  a merlib VideoEncoder state dict (model.stem.…)
+#   torchvision_r2plus1d  torchvision's R(2+1)D-18 (stem.…, layer1-4.…, a 400-way Kinetics fc)
+#
+# The microphone count and mode (Avg mel / Sum PE) leave no trace in the weights, so an audio checkpoint
+# loads into all four audio models alike (and each multimodal checkpoint into all four MER models).
+
+KINDS: dict[str, str] = {
+    "htsat_audioset": "HTS-AT AudioSet checkpoint (audio tagging, 527 classes)",
+    "reference_audio": "the authors' fine-tuned audio model (HTS-AT)",
+    "reference_video": "the authors' video-only model (R(2+1)D-18 + classifier)",
+    "reference_multimodal": "the authors' multimodal MER model (HTS-AT + R(2+1)D-18 + fusion head)",
+    "merlib_audio": "merlib audio model (HTSAT)",
+    "merlib_video": "merlib video-only model (VideoClassifier)",
+    "merlib_mer": "merlib multimodal model (MER)",
+    "merlib_video_encoder": "merlib R(2+1)D-18 video encoder (VideoEncoder)",
+    "torchvision_r2plus1d": "torchvision R(2+1)D-18 (Kinetics-400 classifier head)",
+    "unknown": "not a checkpoint of any model merlib knows",
+}
+_AUDIO_SPECS = ("audio_clean_sc", "audio_rev_sc", "audio_avg_mel", "audio_sum_pe")
+_MER_SPECS = ("mer_clean_sc", "mer_rev_sc", "mer_avg_mel", "mer_sum_pe")
+
+
+@dataclass
+class LoadAttempt:
+    """One try of :func:`identify_checkpoint`: the checkpoint loaded into ``part`` of the ``models``
+    (Table II names, which share one architecture); ``report`` on success, ``error`` otherwise."""
+
+    models: tuple[str, ...]
+    part: str
+    ok: bool
+    report: LoadReport | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        head = f"{', '.join(self.models)} ({self.part})"
+        if not self.ok:
+            return f"  does not load: {head}\n      {self.error}"
+        r = self.report
+        assert r is not None
+        new_head = all(k.rsplit(".", 2)[-2] in ("tscam_conv", "head", "linear2") for k in r.missing) and any(
+            reason.startswith("class head") for reason in r.skipped.values())
+        status = "loads" if not r.missing else "loads (new class head)" if new_head else "loads partially"
+        lines = [f"  {status}: {head}: {len(r.loaded)} entries loaded, {len(r.skipped)} skipped, "
+                 f"{len(r.missing)} left as initialised"]
+        for reason, keys in r.skipped_by_reason().items():
+            lines.append(f"      skipped {len(keys)}: {reason}")
+        if r.missing:
+            groups: dict[str, int] = {}
+            for k in r.missing:  # by module; by top-level name when that is still a long list
+                groups[k.rsplit(".", 1)[0]] = groups.get(k.rsplit(".", 1)[0], 0) + 1
+            if len(groups) > 6:
+                groups = {}
+                for k in r.missing:
+                    groups[k.split(".")[0]] = groups.get(k.split(".")[0], 0) + 1
+            lines.append("      not in the checkpoint: " + ", ".join(f"{g}.* ({n})" for g, n in groups.items()))
+        return "\n".join(lines)
+
+
+@dataclass
+class CheckpointInfo:
+    """What :func:`identify_checkpoint` found; ``summary()`` is what ``merlib check-weights`` prints.
+
+    Attributes:
+        path: the file.
+        container: ``"Lightning-style {'state_dict': …}"`` or ``"plain state dict"``.
+        extras: the container's other top-level entries (epoch, global_step, versions, optimizer state …).
+        naming: whose key names: ``"reference (sed_model.)"``, ``"merlib"``, ``"merlib Lightning (model.)"``,
+            ``"torchvision"``.
+        kind: a key of :data:`KINDS`; ``description`` its text.
+        n_tensors, n_values: tensor entries and their total number of elements (parameters and buffers).
+        num_classes: the classifier's output size (None when there is none).
+        size: ``"paper"``, ``"quick"`` or ``"custom"`` for the HTS-AT trunk (None without one); ``audio_arch``
+            the inferred :class:`~merlib.models.htsat.HTSATConfig` fields.
+        filterbank: which mel filterbank ``melW`` holds, when present.
+        loads: one :class:`LoadAttempt` per model family tried.
+        notes: anything else worth saying.
+    """
+
+    path: Path
+    container: str
+    extras: dict[str, Any]
+    naming: str
+    kind: str
+    n_tensors: int
+    n_values: int
+    num_classes: int | None = None
+    size: str | None = None
+    audio_arch: dict[str, Any] | None = None
+    filterbank: str | None = None
+    loads: list[LoadAttempt] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        return KINDS[self.kind]
+
+    def summary(self) -> str:
+        lines = [f"{self.path}", f"  identified as: {self.description}",
+                 f"  format: {self.container}, {self.naming} key names"]
+        if self.extras:
+            lines.append("  also holds: " + ", ".join(
+                f"{k}={v}" if isinstance(v, (int, float, str)) else k for k, v in self.extras.items()))
+        lines.append(f"  {self.n_tensors} tensors, {self.n_values:,} values (parameters and buffers)")
+        if self.num_classes is not None:
+            lines.append(f"  classes: {self.num_classes}")
+        if self.audio_arch is not None:
+            a = self.audio_arch
+            lines.append(f"  HTS-AT size: {self.size} (embed_dim {a['embed_dim']}, depths {a['depths']}, heads "
+                         f"{a['num_heads']}, window {a['window_size']}, mlp_ratio {a['mlp_ratio']:g}; "
+                         f"{a['embed_dim'] * 2 ** (len(a['depths']) - 1)}-d embedding)")
+        if self.filterbank:
+            lines.append(f"  mel filterbank: {self.filterbank}")
+        if self.loads:
+            lines.append("  into merlib models (merlib.models.mer.build_model):")
+            lines += [attempt.describe() for attempt in self.loads]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _load_file(path: Path, trusted: bool) -> Any:
+    import zipfile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # torch.save: a zip, or (legacy) a pickle
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip format nor a pickle); "
+                         f"give a .ckpt / .pt / .pth file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"checkpoint {path} holds objects other than tensors and plain containers ({str(err)[:200]}); "
+                         f"if you trust the file, pass --trusted (trusted=True) to unpickle it fully") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path} could not be read as a PyTorch checkpoint ({err}); a truncated download? "
+                         f"Fetch it again") from err
+
+
+def _htsat_arch(state: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], str]:
+    """The HTS-AT architecture under ``prefix`` from the shapes, and ``"paper"``/``"quick"``/``"custom"``."""
+    from .htsat import HTSATConfig
+
+    embed_dim = int(state[prefix + "patch_embed.proj.weight"].shape[0])
+    blocks: dict[int, set[int]] = {}
+    for key in state:
+        parts = key[len(prefix):].split(".") if key.startswith(prefix + "layers.") else []
+        if len(parts) > 3 and parts[2] == "blocks":
+            blocks.setdefault(int(parts[1]), set()).add(int(parts[3]))
+    stages = sorted(blocks)
+    depths = tuple(len(blocks[i]) for i in stages)
+    table = [state[f"{prefix}layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in stages]
+    heads = tuple(int(t.shape[1]) for t in table)
+    window = int(round((table[0].shape[0] ** 0.5 + 1) / 2)) if table else 8
+    fc1 = state.get(f"{prefix}layers.0.blocks.0.mlp.fc1.weight")
+    mlp_ratio = float(fc1.shape[0] / fc1.shape[1]) if fc1 is not None else 4.0
+    arch = {"embed_dim": embed_dim, "depths": depths, "num_heads": heads, "window_size": window, "mlp_ratio": mlp_ratio}
+    size = "custom"
+    for name, cfg in (("paper", HTSATConfig.paper()), ("quick", HTSATConfig.quick())):
+        if all(getattr(cfg, k) == v for k, v in arch.items()):
+            size = name
+    return arch, size
+
+
+def _filterbank(melW: torch.Tensor) -> str:
+    from merlib.features import empty_filters, slaney_mel_filterbank
+
+    banks = {
+        "the 32 kHz AudioSet bank (fmin 50, fmax 14000 at 32 kHz: what the reference's fine-tuned checkpoints "
+        "carry; ≈25–7000 Hz on 16 kHz audio)": slaney_mel_filterbank(32000),
+        "the 16 kHz bank with fmax 14000 (9 empty filters; merlib's default)": slaney_mel_filterbank(16000),
+        "the 16 kHz bank with fmax 8000": slaney_mel_filterbank(16000, fmax=8000.0),
+    }
+    melW = melW.float()
+    for text, bank in banks.items():
+        if melW.shape == bank.shape and torch.allclose(melW, bank, rtol=1e-4, atol=1e-6):
+            return text
+    return f"a custom bank {tuple(melW.shape)} ({len(empty_filters(melW))} empty filters)"
+
+
+def _classify(state: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, naming) from key names; ``state`` has ``sed_model.`` removed."""
+    keys = set(state)
+    if {"audio.patch_embed.proj.weight", "video.model.stem.0.weight"} <= keys:
+        return "merlib_mer", "merlib"
+    if "encoder.model.stem.0.weight" in keys:
+        return "merlib_video", "merlib"
+    if "model.stem.0.weight" in keys:
+        return "merlib_video_encoder", "merlib"
+    if "stem.0.weight" in keys and "layer4.1.conv2.0.0.weight" in keys:
+        return "torchvision_r2plus1d", "torchvision"
+    if "patch_embed.proj.weight" in keys and "logmel.melW" in keys:
+        return "merlib_audio", "merlib"
+    audio = "patch_embed.proj.weight" in keys
+    video = "video_encoder.model.stem.0.weight" in keys
+    if audio and video:
+        return "reference_multimodal", "reference"
+    if video:
+        return "reference_video", "reference"
+    if audio:
+        head = state.get("tscam_conv.weight")
+        return ("htsat_audioset" if head is not None and head.shape[0] == 527 else "reference_audio"), "reference"
+    return "unknown", "unknown"
+
+
+def _try(models: tuple[str, ...], part: str, build: Any, state: Mapping[str, Any]) -> LoadAttempt:
+    try:
+        target = build()
+        report = load_reference_checkpoint(target, dict(state))
+    except ValueError as err:
+        return LoadAttempt(models, part, False, error=str(err))
+    if not report.loaded:
+        return LoadAttempt(models, part, False, error="no entry of the checkpoint belongs to this model")
+    return LoadAttempt(models, part, True, report=report)
+
+
+def identify_checkpoint(path: str | os.PathLike, try_load: bool = True, trusted: bool = False) -> CheckpointInfo:
+    """Identify a checkpoint file and (``try_load``) load it into every Table II model it fits.
+
+    Reads the file with ``torch.load(map_location="cpu", weights_only=True)`` (``trusted=True`` unpickles
+    fully), tells its kind from key names and shapes (see :data:`KINDS`), infers the HTS-AT size from the
+    shapes (``"paper"``, ``"quick"`` or ``"custom"``) and the class count from the classifier, then builds the
+    matching merlib models at that size and loads the weights by :func:`load_reference_checkpoint`'s rules,
+    keeping each :class:`LoadReport` (skipped and missing keys). An audio checkpoint is tried in the four audio
+    models and as the audio branch of the four MER models; a video one in the video model and as the MER
+    video branch; a multimodal one in the four MER models.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not a checkpoint
+    (naming it and what to do).
+    """
+    path = Path(path)
+    raw = _load_file(path, trusted)
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path} holds a {type(raw).__name__}, not a state dict or a Lightning checkpoint "
+                         "{'state_dict': …}; is it a checkpoint of a model?")
+    container = "plain state dict"
+    extras: dict[str, Any] = {}
+    if isinstance(raw.get("state_dict"), Mapping):
+        container = "Lightning-style {'state_dict': …}"
+        extras = {k: v for k, v in raw.items() if k != "state_dict"}
+        extras = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in extras.items()}
+    state, _ = read_state_dict(raw)
+    tensors = {k: v for k, v in state.items() if torch.is_tensor(v)}
+    if not tensors:
+        raise ValueError(f"{path} holds no tensors (top-level keys: {', '.join(map(str, list(raw)[:8]))}); "
+                         "it is not a model checkpoint")
+    sed = any(str(k).startswith(REFERENCE_PREFIX) for k in (raw.get("state_dict") or raw))
+    lightning_model = all(k.startswith("model.") for k in tensors) and not any(
+        k.startswith("model.stem.") for k in tensors)
+    if lightning_model:
+        tensors = {k[len("model."):]: v for k, v in tensors.items()}
+    kind, naming = _classify(tensors)
+    if naming == "reference" and sed:
+        naming = "reference (sed_model.)"
+    if lightning_model:
+        naming = "merlib Lightning (model.)"
+    info = CheckpointInfo(path, container, extras, naming, kind, len(tensors),
+                          sum(int(v.numel()) for v in tensors.values()))
+    if kind == "unknown":
+        info.notes.append("key names match no merlib, reference or torchvision model; first keys: "
+                          + ", ".join(list(tensors)[:5]))
+        return info
+
+    audio_prefix = {"merlib_mer": "audio.", "merlib_audio": "", "htsat_audioset": "", "reference_audio": "",
+                    "reference_multimodal": ""}.get(kind)
+    if audio_prefix is not None:
+        info.audio_arch, info.size = _htsat_arch(tensors, audio_prefix)
+        for mel_key in (audio_prefix + "logmel.melW", audio_prefix + "logmel_extractor.melW"):
+            if mel_key in tensors:
+                info.filterbank = _filterbank(tensors[mel_key])
+    head = next((tensors[k] for k in ("classifier.linear2.weight", "tscam_conv.weight", "fc.weight",
+                                        "audio.tscam_conv.weight") if k in tensors), None)
+    info.num_classes = int(head.shape[0]) if head is not None and kind != "merlib_video_encoder" else None
+    if kind == "htsat_audioset":
+        info.notes.append("pre-trained on AudioSet at 32 kHz; fine-tune from it with build_model(…, "
+                          "audio_weights=PATH) or `merlib train … --audio-weights PATH` (its 527-class head is "
+                          "skipped)")
+    if kind in ("reference_audio", "reference_multimodal", "merlib_audio", "merlib_mer", "htsat_audioset"):
+        info.notes.append("the microphone count and mode (single channel, Avg mel, Sum PE) are not stored in the "
+                          "weights: the same file loads into each; the authors' file names say which it is")
+    if kind == "torchvision_r2plus1d":
+        info.notes.append("Kinetics-400 pre-training: VideoEncoder(weights=PATH) or --video-weights PATH use it "
+                          "(its 400-way Kinetics fc is dropped: merlib's fc is 512 → 768); torchvision's own "
+                          "cached copy is --video-weights kinetics400")
+    if try_load:
+        info.loads = _load_attempts(kind, tensors, info)
+    return info
+
+
+def _load_attempts(kind: str, state: Mapping[str, torch.Tensor], info: CheckpointInfo) -> list[LoadAttempt]:
+    from .htsat import HTSATConfig
+    from .mer import build_model
+
+    size = "paper" if info.size in (None, "paper") else "quick"
+    cfg = None
+    if info.audio_arch is not None:
+        cfg = HTSATConfig.paper(**{k: v for k, v in info.audio_arch.items()})
+    classes = 8 if info.num_classes in (None, 527, 400) else info.num_classes
+    attempts: list[LoadAttempt] = []
+
+    def model(name: str):
+        return lambda: build_model(name, size, num_classes=classes, audio_config=cfg)
+
+    if kind in ("htsat_audioset", "reference_audio", "merlib_audio"):
+        attempts.append(_try(_AUDIO_SPECS, f"whole model, {info.size} size", model(_AUDIO_SPECS[0]), state))
+        attempts.append(_try(_MER_SPECS, "audio branch; video branch and fusion head not in this file",
+                             lambda: model(_MER_SPECS[0])().audio, state))
+    elif kind in ("reference_multimodal", "merlib_mer"):
+        attempts.append(_try(_MER_SPECS, f"whole model, {info.size} size", model(_MER_SPECS[0]), state))
+    else:  # a video checkpoint: into the video model, and as the MER video branch
+        if kind == "torchvision_r2plus1d":
+            trunk = {"model." + k: v for k, v in state.items() if not k.startswith("fc.")}
+        elif kind == "merlib_video":
+            trunk = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        else:  # reference_video (the layout maps video_encoder.model.*) or a VideoEncoder state
+            trunk = dict(state)
+        whole = (dict(state) if kind in ("reference_video", "merlib_video")
+                 else {"encoder." + k: v for k, v in trunk.items()})
+        attempts.append(_try(("video",), "whole model" if kind in ("reference_video", "merlib_video") else
+                             "encoder; classifier head not in this file", model("video"), whole))
+        quick_mer = lambda: build_model(_MER_SPECS[0], "quick", num_classes=classes).video  # noqa: E731
+        attempts.append(_try(_MER_SPECS, "video branch; audio branch and fusion head not in this file",
+                             quick_mer, trunk))
+    return attempts
