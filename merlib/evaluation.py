@@ -472,12 +472,13 @@ def predictions_filename(model: str, condition: str) -> str:
 def save_predictions(pred: Predictions, path: str | os.PathLike, model: str | None = None) -> Path:
     """Write ``pred`` to an ``.npz`` (arrays logits, labels, actors, clip_ids, conditions, and model).
 
-    ``path`` may be a file, or an existing folder: then the file is named by :func:`predictions_filename`
-    (``model`` required). The model name is stored inside the file, so :func:`load_predictions_dir` never has
+    ``path`` may be a file, or a folder — an existing one, or with ``model`` given a path without a suffix,
+    created if needed: then the file is named by :func:`predictions_filename` (``model`` required). The model name is stored inside the file, so :func:`load_predictions_dir` never has
     to split it from the room in the file name. Strings are stored as unicode arrays (no pickle).
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or (model is not None and not path.suffix and not path.is_file()):
+        path.mkdir(parents=True, exist_ok=True)
         if model is None:
             raise ValueError(f"{path} is a folder: pass model= so the file can be named predictions_<model>_<room>.npz")
         conds = list(dict.fromkeys(pred.conditions.tolist()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,19 @@ from .data.media import write_json
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN and infinities become ``null`` so the file is strict JSON."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "numel", lambda: 2)() == 1:
-        return value.item()  # a one-element torch tensor
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif hasattr(value, "item") and callable(value.item) and getattr(value, "numel", lambda: 2)() == 1:
+        value = value.item()  # a one-element torch tensor
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

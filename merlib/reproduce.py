@@ -8,7 +8,8 @@
 3. predicts every test room and the clean test set (``outputs/predictions/``) and writes Table II with 75 %
    intervals next to the paper's numbers (``outputs/tables/``);
 4. executes every numbered notebook with papermill in quick mode (``outputs/notebooks/``, figures and
-   ``metrics.json`` in ``outputs/<notebook>/``).
+   ``metrics.json`` in ``outputs/<notebook>/``); notebook 07 analyses the grid's models and predictions
+   (``RUNS_DIR``, ``PREDICTIONS_DIR``) rather than training its own.
 
 Without ``--quick`` it is the paper-size run for a GPU: ``--ravdess`` and ``--ace`` give the real corpora,
 ``--audio-weights``/``--video-weights`` the pretrained encoders. A finished model is reused, an interrupted
@@ -35,6 +36,13 @@ def notebook_paths(directory: str | os.PathLike | None = None) -> list[Path]:
             f"no notebooks folder at {directory}; run from a source checkout of merlib (pip install -e .)"
         )
     return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_parameters(path: str | os.PathLike) -> set[str]:
+    """The names a notebook's ``parameters`` cell declares (papermill's own reading of it)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
 
 
 def execute_notebook(
@@ -150,11 +158,15 @@ def reproduce(
     summary["stages"]["grid_s"] = round(time.time() - t, 1)
     summary["tables"] = str(out / "tables")
     summary["notebooks"] = {}
+    # what the grid made, for the notebooks that can use it (07 loads the trained models instead of training)
+    offered = {"DATA_ROOT": str(ravdess) if ravdess else None, "ACE_ROOT": str(ace) if ace else None,
+               "RUNS_DIR": str(out / "runs"), "PREDICTIONS_DIR": str(out / "predictions")}
     for nb in notebook_paths() if notebooks else []:
         t = time.time()
         print(f"executing {nb.name} …", flush=True)
+        declared = notebook_parameters(nb)
         executed = execute_notebook(nb, out, quick=quick, seed=seed,
-                                    parameters={"DATA_ROOT": str(ravdess) if ravdess else None})
+                                    parameters={k: v for k, v in offered.items() if k in declared})
         summary["notebooks"][nb.stem] = {"executed": str(executed), "seconds": round(time.time() - t, 1)}
     summary["total_s"] = round(time.time() - t0, 1)
     (out / "reproduce.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -82,6 +82,8 @@ __all__ = [
     "average_state_dicts",
     "train",
     "load_final",
+    "find_runs",
+    "read_run_config",
     "read_summary",
     "add_train_parser",
     "main",
@@ -665,6 +667,40 @@ def read_summary(out_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run in {out_dir} has not finished (resume it with --resume)")
     return json.loads(path.read_text())
+
+
+def read_run_config(out_dir: str | os.PathLike) -> TrainConfig:
+    """The :class:`TrainConfig` a run was trained with (from its ``config.json``)."""
+    path = Path(out_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {out_dir} is not a merlib training run folder")
+    return TrainConfig.from_dict(json.loads(path.read_text())["train"])
+
+
+def find_runs(runs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Finished runs below ``runs_dir`` (``<runs_dir>/<model>/final.pt`` + ``config.json``, as ``merlib
+    reproduce`` writes ``outputs/runs``): ``{model name: run folder}`` in Table II order.
+
+    With ``names``, only those models, and a ``FileNotFoundError`` listing any that have no finished run.
+    """
+    from .models.mer import TABLE_II_ORDER
+
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs folder {root}; train with `merlib reproduce` (outputs/runs) or `merlib train`")
+    found: dict[str, Path] = {}
+    for sub in sorted(p for p in root.iterdir() if (p / FINAL).exists() and (p / "config.json").exists()):
+        name = json.loads((sub / "config.json").read_text()).get("model", {}).get("name", sub.name)
+        found.setdefault(name, sub)
+    order = list(TABLE_II_ORDER) + sorted(set(found) - set(TABLE_II_ORDER))
+    found = {n: found[n] for n in order if n in found}
+    if names is not None:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise FileNotFoundError(f"{root} has no finished run of {', '.join(missing)} (found: "
+                                    f"{', '.join(found) or 'none'}); train them or leave them out")
+        found = {n: found[n] for n in names}
+    return found
 
 
 def load_final(out_dir: str | os.PathLike, model_name: str | None = None, size: str | None = None) -> nn.Module:

@@ -273,6 +273,9 @@ def test_save_load_roundtrip_and_filename_fallback(tmp_path):
     pred = _fake_predictions(0.6, "Lecture 1", n=20, actors=np.repeat([1, 2], 10))
     path = ev.save_predictions(pred, tmp_path, model="mer_sum_pe")
     assert path.name == "predictions_mer_sum_pe_lecture_1.npz"
+    # a folder that does not exist yet is created when the model is named
+    fresh = ev.save_predictions(pred, tmp_path / "new" / "preds", model="mer_sum_pe")
+    assert fresh == tmp_path / "new" / "preds" / "predictions_mer_sum_pe_lecture_1.npz"
     model, back = ev.load_predictions(path)
     assert model == "mer_sum_pe" and back.condition == "Lecture 1"
     for field in ("logits", "labels", "actors", "clip_ids", "conditions"):

@@ -197,3 +197,27 @@ def test_bf16_autocast_forward_and_backward():
     loss.backward()
     assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
     assert model.patch_embed.proj.weight.grad is not None
+
+
+def test_using_mics_lets_a_three_mic_model_read_fewer():
+    torch.manual_seed(0)
+    three = HTSAT(num_mics=3, mode="avg_mel", config=HTSATConfig.quick()).eval()
+    one = HTSAT(num_mics=1, mode="avg_mel", config=HTSATConfig.quick()).eval()
+    one.load_state_dict(three.state_dict())  # nothing in the weights depends on the number of microphones
+    x = _wave(2, 3)
+    with torch.no_grad():
+        with three.using_mics(1):
+            assert three.num_mics == 1
+            a = three(x[:, :1]).logits
+        b = one(x[:, :1]).logits
+        assert torch.allclose(a, b, atol=1e-6)
+        assert three.num_mics == 3
+        with pytest.raises(ValueError, match="expects waveforms"):
+            three(x[:, :2])
+        with pytest.raises(RuntimeError):
+            with three.using_mics(2):
+                raise RuntimeError("an error inside the block")
+        assert three.num_mics == 3  # restored even after an error
+        with pytest.raises(ValueError, match=">= 1"):
+            with three.using_mics(0):
+                pass

@@ -51,7 +51,24 @@ def _check_06(m: dict) -> None:
     assert all(1 <= n <= 3 for n in m["n_checkpoints_averaged"].values())
 
 
-NOTEBOOK_CHECKS = {"06_fusion_training": _check_06, "05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
+def _check_07(m: dict) -> None:
+    keys = {"audio_input", "video_input", "inputs", "audio", "video", "fused"}
+    assert m["corpus"] == "synthetic" and m["n_tsne_clips"] == 128 and set(m["tsne_keys"]) == keys
+    for scores in (m["emotion_neighbour_accuracy"], m["speaker_neighbour_accuracy"]):
+        assert set(scores) == keys and all(0 <= v <= 100 for v in scores.values())
+    # the synthetic faces are drawn per actor: raw frames find the speaker far better than the emotion
+    assert m["speaker_neighbour_accuracy"]["video_input"] > 2 * m["emotion_neighbour_accuracy"]["video_input"]
+    assert len(m["test_rooms"]) == 7 and m["n_test_clips"] == 16
+    assert set(m["test_accuracy"]) == {"audio_rev_sc", "audio_avg_mel", "audio_sum_pe", "mer_sum_pe"}
+    assert all(a % 6.25 == 0 for rooms in m["test_accuracy"].values() for a in rooms.values())  # k/16 clips
+    assert m["mer_focus_confusion_row_sums"] == [100.0] * 8
+    assert len(m["robustness"]) == 4 * (4 + 3) and all(r["low"] <= r["accuracy"] <= r["high"] for r in m["robustness"])
+    assert m["lab_updates"] == 4 and m["lab_audio_bytes"] > 100_000
+    assert all(abs(s - 1) < 1e-5 for when in m["lab_probability_sums"].values() for s in when.values())
+    assert {"tsne.png", "confusion.png", "room_accuracy.png", "robustness.png"} <= set(m["figures"])
+
+
+NOTEBOOK_CHECKS = {"07_tsne_and_confusion": _check_07, "06_fusion_training": _check_06, "05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
                    "04_multichannel_htsat": _check_04}
 
 
@@ -68,3 +85,30 @@ def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpu
     check = NOTEBOOK_CHECKS.get(path.stem)
     if check:
         check(json.loads(metrics_file.read_text()))
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_notebook_07_analyses_the_runs_and_predictions_it_is_given(tmp_path: Path, quick_corpus: Path):
+    """What `merlib reproduce` does: 07 loads the grid's models (RUNS_DIR) and predictions (PREDICTIONS_DIR)."""
+    from merlib.datasets import MERDataModule, prepare_corpora
+    from merlib.evaluation import MODEL_INPUTS, predict, save_predictions
+    from merlib.reproduce import notebook_parameters
+    from merlib.training import TrainConfig, train
+
+    nb = next(p for p in notebook_paths() if p.stem == "07_tsne_and_confusion")
+    assert {"RUNS_DIR", "PREDICTIONS_DIR", "DATA_ROOT", "ACE_ROOT"} <= notebook_parameters(nb)
+    cfg = TrainConfig.quick(max_epochs=1, limit_train_batches=1, top_k=1, progress=False)
+    paths = prepare_corpora(quick_corpus, seed=0, frame_settings=cfg.frame_settings(), progress=False)
+    runs, preds = tmp_path / "runs", tmp_path / "predictions"
+    for name in ("audio_rev_sc", "audio_avg_mel", "audio_sum_pe", "mer_sum_pe"):
+        model = train(name, paths, cfg, runs / name).model
+        dm = MERDataModule(paths, name, batch_size=16)
+        for room in dm.test_conditions():
+            save_predictions(predict(model, dm.loader("test", room), inputs=MODEL_INPUTS[name]), preds, model=name)
+    execute_notebook(nb, tmp_path / "out", quick=True, seed=0, cell_timeout=300,
+                     parameters={"RUNS_DIR": str(runs), "PREDICTIONS_DIR": str(preds)})
+    m = json.loads((tmp_path / "out" / nb.stem / "metrics.json").read_text())
+    assert m["models_source"] == f"loaded from {runs}" and m["predictions_source"] == f"loaded from {preds}"
+    assert not (tmp_path / "out" / nb.stem / "runs").exists()  # nothing trained
+    _check_07(m)

@@ -39,7 +39,9 @@ reference's checkpoints load one to one) but never used, and therefore frozen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -475,6 +477,23 @@ class HTSAT(nn.Module):
                 f"reference does, pass waveforms[:, :{self.num_mics}]"
             )
         return waveforms
+
+    @contextlib.contextmanager
+    def using_mics(self, num_mics: int) -> Iterator["HTSAT"]:
+        """Let the model read ``num_mics`` microphones inside a ``with`` block (the acoustic lab's "switch a
+        microphone off"): nothing in the weights depends on C, so Avg mel averages the C log-mels it gets and
+        Sum PE sums C token maps. A Sum PE model trained with 3 microphones then sees token sums of another
+        scale than in training — which is the point of trying it. The single-channel model is unaffected by
+        the choice of C in the data pipeline (it always takes microphone 0); here it would average too.
+        """
+        if num_mics < 1:
+            raise ValueError(f"num_mics must be >= 1, got {num_mics}")
+        saved = self.num_mics
+        self.num_mics = int(num_mics)
+        try:
+            yield self
+        finally:
+            self.num_mics = saved
 
     def features(self, waveforms: torch.Tensor) -> torch.Tensor:
         """``(B, C, N) -> (B, C, 401, 64)``: each microphone's log-mel normalised by the shared ``bn0``."""

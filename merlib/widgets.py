@@ -1,0 +1,351 @@
+"""The acoustic lab: change the room, move the phone, switch microphones off — hear it and watch the models.
+
+Notebook: 07_tsne_and_confusion.ipynb
+
+:class:`AcousticLab` is an ipywidgets panel. Choose a clip, a shoebox room (length, width, height, T60), the
+source–array distance and how many of the phone's three microphones are on; each change re-simulates the
+room (:func:`merlib.acoustics.simulate_scene`), reverberates the clean clip with AR(1) noise at 20 dB
+(:func:`merlib.acoustics.reverberate`), plays microphone 1, draws the RIRs and the log-mels, and shows each
+trained model's class probabilities for exactly that signal.
+
+Headless runs (papermill, CI) build the panel without a browser; tests drive it by setting a control's
+``value`` — the callbacks run synchronously — and read :attr:`AcousticLab.result`. The panel uses ``Image``,
+``Audio`` and ``HTML`` widgets updated in place, never an ``Output`` widget, because capturing output into an
+``Output`` widget can hang a headless notebook run (jupyter/nbclient#312).
+
+Geometry (:func:`lab_scene`): the loudspeaker stands at a third of the room's length, mid-width, 1.75 m high
+(as the paper's training source); the phone lies flat at 1.6 m, ``distance`` metres away from it towards the
+far wall (other directions are tried if the phone would leave the room), its long axis along x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import io
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .acoustics import (
+    MOBILE_GEOMETRY,
+    Scene,
+    beta_from_t60,
+    critical_distance,
+    place_array,
+    reverberate,
+    simulate_scene,
+)
+from .analysis import EMOTION_COLOURS, EvalClip
+from .data.ravdess import EMOTIONS
+from .features import LogMel
+from .models.mer import forward_logits, get_spec
+from .paper_results import MODEL_LABELS
+
+__all__ = ["LabSettings", "LabResult", "lab_scene", "AcousticLab"]
+
+SOURCE_HEIGHT = 1.75  # m, the paper's training source height
+MIC_HEIGHT = 1.6  # m, the paper's microphone height
+WALL_MARGIN = 0.1  # m, microphones at least this far from the walls (as the paper sampler)
+
+
+@dataclass
+class LabSettings:
+    """One setting of the lab's controls."""
+
+    clip: int = 0
+    length: float = 6.0
+    width: float = 4.5
+    height: float = 2.9
+    t60: float = 0.6
+    distance: float = 1.0
+    num_mics: int = 3
+
+
+@dataclass
+class LabResult:
+    """What one update of the lab computed.
+
+    Attributes:
+        settings: the controls' values.
+        scene: the simulated room (None when the settings were impossible).
+        rirs: (C, L) RIRs of the microphones that are on.
+        reverberant: (C, N) the signals those microphones recorded.
+        probabilities: ``{model name: (K,) softmax}`` for each model.
+        audio_wav, clean_wav: microphone 1 and the clean clip as 16-bit wav bytes.
+        figure_png, probabilities_png: the two figures as PNG bytes.
+        error: why the settings could not be simulated (the panel then keeps the previous sound and figures).
+    """
+
+    settings: LabSettings
+    scene: Scene | None = None
+    rirs: np.ndarray | None = None
+    reverberant: np.ndarray | None = None
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    audio_wav: bytes = b""
+    clean_wav: bytes = b""
+    figure_png: bytes = b""
+    probabilities_png: bytes = b""
+    error: str | None = None
+
+
+def lab_scene(length: float, width: float, height: float, t60: float, distance: float, fs: int = 16000) -> Scene:
+    """The lab's room (module docstring): a shoebox with Sabine walls for ``t60``, the source at (L/3, W/2,
+    1.75 m) and the phone ``distance`` m away at 1.6 m. ``ValueError`` with the reason when it cannot be built."""
+    room = np.array([length, width, height], dtype=np.float64)
+    if np.any(room <= 0.5) or height <= SOURCE_HEIGHT + 0.1:
+        raise ValueError(f"the room {length:g} × {width:g} × {height:g} m is too small: the source stands at "
+                         f"{SOURCE_HEIGHT} m and needs some space around it")
+    beta = beta_from_t60(room, t60)  # raises when T60 is unreachable for this room
+    src = np.array([length / 3.0, width / 2.0, SOURCE_HEIGHT])
+    dz = SOURCE_HEIGHT - MIC_HEIGHT
+    if distance <= dz:
+        raise ValueError(f"distance {distance:g} m must exceed the {dz:g} m height difference of source and phone")
+    dh = math.sqrt(distance**2 - dz**2)
+    for azimuth in np.deg2rad([0, 30, -30, 60, -60, 90, -90, 135, -135, 180]):
+        center = src + np.array([dh * math.cos(azimuth), dh * math.sin(azimuth), -dz])
+        mics = place_array(MOBILE_GEOMETRY, center, 0.0)
+        if np.all(mics[:, :2] >= WALL_MARGIN) and np.all(mics[:, :2] <= room[None, :2] - WALL_MARGIN):
+            return Scene(room_dim=room, t60=float(t60), src=src, mics=mics, distance=float(distance),
+                         critical_distance=critical_distance(float(np.prod(room)), float(t60)), beta=beta,
+                         yaw=0.0, array_center=center, fs=fs, name="acoustic lab")
+    raise ValueError(f"a phone {distance:g} m from the source does not fit in a {length:g} × {width:g} m room; "
+                     "shorten the distance or enlarge the room")
+
+
+def _wav_bytes(x: np.ndarray, fs: int) -> bytes:
+    peak = float(np.max(np.abs(x))) or 1.0
+    buf = io.BytesIO()
+    sf.write(buf, (0.9 * x / peak).astype(np.float32), fs, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _png(fig: Figure, dpi: int = 80) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _audio_branch(model: nn.Module) -> Any:
+    if hasattr(model, "using_mics"):
+        return model
+    return getattr(model, "audio", None)
+
+
+class AcousticLab:
+    """The interactive panel (module docstring).
+
+    Args:
+        clips: clean clips to choose from (:func:`merlib.analysis.load_eval_clips`; with frames when a model
+            reads video).
+        models: ``{Table II name: trained model}``; may be empty (then only sound and figures).
+        settings: the starting values of the controls.
+        seed: seeds the diffuse tail and the noise (the same settings always sound the same).
+        snr_db: noise level (the corpus' 20 dB); None for none.
+        device: where the models run.
+
+    Attributes:
+        controls: ``{"clip", "length", "width", "height", "t60", "distance", "num_mics"}`` → widget; setting a
+            control's ``value`` updates everything.
+        result: the latest :class:`LabResult`.
+        panel: the ipywidgets ``VBox`` to display (a notebook displays the lab object itself too).
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[EvalClip],
+        models: Mapping[str, nn.Module] | None = None,
+        settings: LabSettings | None = None,
+        seed: int = 0,
+        snr_db: float | None = 20.0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        import ipywidgets as w
+
+        if not clips:
+            raise ValueError("the lab needs at least one clip (merlib.analysis.load_eval_clips)")
+        self.clips = list(clips)
+        self.models = dict(models or {})
+        self.specs = {name: get_spec(name) for name in self.models}
+        if any(s.uses_video for s in self.specs.values()) and any(c.video is None for c in self.clips):
+            raise ValueError("a model reads video: load the clips with their frames (load_eval_clips(video=True))")
+        self.seed = int(seed)
+        self.snr_db = snr_db
+        self.device = torch.device(device)
+        for m in self.models.values():
+            m.to(self.device).eval()
+        self.logmel = LogMel()
+        s = settings or LabSettings()
+        style = {"description_width": "150px"}
+        layout = w.Layout(width="420px")
+
+        def slider(desc: str, value: float, lo: float, hi: float, step: float, fmt: str = ".2f") -> Any:
+            return w.FloatSlider(value=value, min=lo, max=hi, step=step, description=desc, readout_format=fmt,
+                                 continuous_update=False, style=style, layout=layout)
+
+        self.controls: dict[str, Any] = {
+            "clip": w.Dropdown(options=[(f"{c.clip_id} · {c.emotion} · actor {c.actor}", i)
+                                        for i, c in enumerate(self.clips)],
+                               value=s.clip, description="clip", style=style, layout=layout),
+            "length": slider("room length (m)", s.length, 3.0, 12.0, 0.1, ".1f"),
+            "width": slider("room width (m)", s.width, 3.0, 12.0, 0.1, ".1f"),
+            "height": slider("room height (m)", s.height, 2.4, 5.0, 0.1, ".1f"),
+            "t60": slider("T60 (s)", s.t60, 0.15, 1.5, 0.05),
+            "distance": slider("source–phone (m)", s.distance, 0.2, 6.0, 0.05),
+            "num_mics": w.IntSlider(value=s.num_mics, min=1, max=3, description="microphones on",
+                                    continuous_update=False, style=style, layout=layout),
+        }
+        self.status = w.HTML()
+        self.clean_audio = w.Audio(format="wav", autoplay=False, loop=False)
+        self.audio = w.Audio(format="wav", autoplay=False, loop=False)
+        self.figure = w.Image(format="png")
+        self.probability_image = w.Image(format="png")
+        listen = w.HBox([w.VBox([w.HTML("<b>clean</b>"), self.clean_audio]),
+                         w.VBox([w.HTML("<b>microphone 1 in the room</b>"), self.audio])])
+        self.panel = w.VBox([w.HBox([w.VBox(list(self.controls.values())), w.VBox([self.status, listen])]),
+                             self.figure, self.probability_image])
+        self.result: LabResult | None = None
+        self.updates = 0
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    # -- the widget protocol -----------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.panel._repr_mimebundle_(**kwargs)
+
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        self.update()
+
+    @property
+    def settings(self) -> LabSettings:
+        c = self.controls
+        return LabSettings(int(c["clip"].value), float(c["length"].value), float(c["width"].value),
+                           float(c["height"].value), float(c["t60"].value), float(c["distance"].value),
+                           int(c["num_mics"].value))
+
+    # -- computing ---------------------------------------------------------------------------------
+
+    def _probabilities(self, reverberant: np.ndarray, clip: EvalClip) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        wave = torch.from_numpy(reverberant).unsqueeze(0).to(self.device)  # (1, C, N)
+        with torch.inference_mode():
+            for name, model in self.models.items():
+                spec = self.specs[name]
+                batch: dict[str, torch.Tensor] = {}
+                if spec.uses_video:
+                    batch["video"] = clip.video.unsqueeze(0).to(self.device)  # type: ignore[union-attr]
+                if spec.uses_audio and spec.num_mics <= 1:
+                    batch["waveform"] = wave[:, :1]  # the single-channel models read microphone 1
+                    logits = forward_logits(model, spec, batch)
+                elif spec.uses_audio:
+                    batch["waveform"] = wave
+                    with _audio_branch(model).using_mics(wave.shape[1]):
+                        logits = forward_logits(model, spec, batch)
+                else:
+                    logits = forward_logits(model, spec, batch)
+                out[name] = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+        return out
+
+    def compute(self, settings: LabSettings) -> LabResult:
+        """Simulate, reverberate and classify for ``settings`` (what every control change runs)."""
+        clip = self.clips[settings.clip]
+        result = LabResult(settings)
+        try:
+            scene = lab_scene(settings.length, settings.width, settings.height, settings.t60, settings.distance)
+        except ValueError as err:
+            result.error = str(err)
+            return result
+        # the room and the noise do not depend on how many microphones are on: switching one off must not
+        # change what the others hear
+        key = zlib.crc32(f"{self.seed}|{clip.clip_id}|{dataclasses.replace(settings, num_mics=0)}".encode())
+        all_rirs = simulate_scene(scene, generator=torch.Generator().manual_seed(key)).cpu().numpy()
+        everything = reverberate(clip.waveform, all_rirs, self.snr_db, np.random.default_rng(key))
+        rirs, rev = all_rirs[: settings.num_mics], everything[: settings.num_mics]
+        result.scene, result.rirs, result.reverberant = scene, rirs, rev
+        result.probabilities = self._probabilities(rev, clip)
+        result.audio_wav = _wav_bytes(rev[0], scene.fs)
+        result.clean_wav = _wav_bytes(clip.waveform, scene.fs)
+        result.figure_png = _png(self._figure(result, clip))
+        if result.probabilities:
+            result.probabilities_png = _png(self._probability_figure(result.probabilities, clip))
+        return result
+
+    def update(self) -> LabResult:
+        """Recompute from the controls and refresh the panel; returns the new :attr:`result`."""
+        result = self.compute(self.settings)
+        self.updates += 1
+        self.result = result
+        if result.error:
+            self.status.value = f"<span style='color:#b00'>⚠ {html.escape(result.error)}</span>"
+            return result
+        scene = result.scene
+        assert scene is not None
+        ratio = scene.distance / scene.critical_distance
+        self.status.value = (
+            f"V = {scene.volume:.0f} m³ · T60 = {scene.t60:.2f} s · critical distance d<sub>c</sub> = "
+            f"{scene.critical_distance:.2f} m · d / d<sub>c</sub> = {ratio:.2f} "
+            f"({'direct sound dominates' if ratio < 1 else 'reverberation dominates'}) · "
+            f"DRR (theory) {scene.drr_theory_db:+.1f} dB · {result.settings.num_mics} microphone(s) on"
+        )
+        self.audio.value = result.audio_wav
+        self.clean_audio.value = result.clean_wav
+        self.figure.value = result.figure_png
+        if result.probabilities_png:
+            self.probability_image.value = result.probabilities_png
+        return result
+
+    # -- drawing -----------------------------------------------------------------------------------
+
+    def _figure(self, result: LabResult, clip: EvalClip) -> Figure:
+        scene, rirs, rev = result.scene, result.rirs, result.reverberant
+        assert scene is not None and rirs is not None and rev is not None
+        fig = Figure(figsize=(13, 3.2), layout="constrained")
+        ax_rir, ax_clean, ax_rev = fig.subplots(1, 3)
+        t = np.arange(rirs.shape[1]) / scene.fs
+        for m in range(rirs.shape[0]):
+            ax_rir.plot(t * 1000, rirs[m] / (np.max(np.abs(rirs)) or 1.0) - 1.2 * m, lw=0.6, label=f"mic {m + 1}")
+        ax_rir.set_xlim(0, min(t[-1], max(0.15, 0.6 * scene.t60)) * 1000)
+        ax_rir.set_yticks([])
+        ax_rir.set_xlabel("time (ms)")
+        ax_rir.set_title(f"RIRs (T60 {scene.t60:.2f} s, d = {scene.distance:.2f} m)", fontsize=10)
+        ax_rir.legend(fontsize=7, loc="upper right")
+        with torch.no_grad():
+            mels = self.logmel(torch.from_numpy(np.stack([clip.waveform, rev[0]]))).numpy()  # (2, 401, 64)
+        lo, hi = float(mels.max()) - 80.0, float(mels.max())
+        for ax, mel, title in ((ax_clean, mels[0], "clean log-mel"), (ax_rev, mels[1], "microphone 1 in the room")):
+            ax.imshow(mel.T, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma",
+                      extent=(0, mel.shape[0] * 0.01, 0, mel.shape[1]))
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel("mel band")
+            ax.set_title(title, fontsize=10)
+        return fig
+
+    def _probability_figure(self, probabilities: Mapping[str, np.ndarray], clip: EvalClip) -> Figure:
+        names = list(probabilities)
+        k = len(next(iter(probabilities.values())))
+        labels = list(EMOTIONS) if k == len(EMOTIONS) else [str(i) for i in range(k)]
+        fig = Figure(figsize=(13, 2.8), layout="constrained")
+        ax = fig.subplots()
+        width = 0.8 / len(names)
+        x = np.arange(k)
+        for i, name in enumerate(names):
+            p = probabilities[name]
+            ax.bar(x + (i - (len(names) - 1) / 2) * width, 100 * p, width, color=f"C{i}",
+                   label=f"{MODEL_LABELS.get(name, name)} → {labels[int(np.argmax(p))]}")
+        ax.axvspan(clip.label - 0.45, clip.label + 0.45, color=EMOTION_COLOURS[clip.label % 8], alpha=0.15)
+        ax.axhline(100 / k, color="grey", ls=":", lw=1)
+        ax.set_xticks(x, [f"{n}{' (true)' if j == clip.label else ''}" for j, n in enumerate(labels)])
+        ax.set_ylabel("probability (%)")
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=8, ncols=min(4, len(names)), loc="upper left")
+        return fig
