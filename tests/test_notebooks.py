@@ -66,6 +66,9 @@ def _check_07(m: dict) -> None:
     assert m["lab_updates"] == 4 and m["lab_audio_bytes"] > 100_000
     assert all(abs(s - 1) < 1e-5 for when in m["lab_probability_sums"].values() for s in when.values())
     assert {"tsne.png", "confusion.png", "room_accuracy.png", "robustness.png"} <= set(m["figures"])
+    # training drew the phone inside the critical distance; the test rooms' published positions lie farther out
+    assert m["distance_over_dc"]["training rooms"] <= 1.0 and len(m["distance_over_dc"]) == 8
+    assert max(m["distance_over_dc"].values()) > 1.0
 
 
 NOTEBOOK_CHECKS = {"07_tsne_and_confusion": _check_07, "06_fusion_training": _check_06, "05_r2plus1d_video": _check_05, "00_data_tour": _check_00, "02_reverberant_corpus": _check_02, "03_mel_and_specaugment": _check_03,
