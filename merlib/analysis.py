@@ -6,8 +6,8 @@ The paper shows three figures beside its tables, and this module draws each of t
 
 - **Fig. 2** — t-SNE of the *input features* next to the *learned embeddings*: :func:`collect_embeddings`
   runs a model over a loader and keeps the log-mels, the video frames, the audio and video embeddings and the
-  fused vector the classifier sees; :func:`tsne_maps` projects each to 2-D (scikit-learn's exact-gradient
-  Barnes-Hut t-SNE after a PCA to 50 dimensions, the usual recipe) and :func:`plot_tsne` draws them side by
+  fused vector the classifier sees; :func:`tsne_maps` projects each to 2-D (scikit-learn's Barnes-Hut
+  t-SNE after a PCA to 50 dimensions, the usual recipe) and :func:`plot_tsne` draws them side by
   side with one colour and marker per emotion. A picture alone flatters, so :func:`neighbour_accuracy`
   puts a number on it: the share of clips whose nearest neighbours *among other actors' clips* carry the
   same emotion (without the actor rule, input features mostly cluster by speaker).
