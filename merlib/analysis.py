@@ -42,8 +42,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .data.ravdess import EMOTIONS
-from .evaluation import PAPER_ALPHA, Predictions, accuracy_ci, confusion, per_class_metrics
-from .models.mer import ModelSpec, embeddings, forward_logits, get_spec
+from .evaluation import PAPER_ALPHA, Predictions, accuracy_ci, class_names, confusion, per_class_metrics
+from .models.mer import ModelSpec, audio_branch, embeddings, forward_logits, get_spec
 from .paper_results import MODEL_LABELS, ROOM_NAMES, TABLE_II
 
 __all__ = [
@@ -97,10 +97,6 @@ def save_figure(fig: Figure, out_dir: str | os.PathLike | None, name: str, dpi: 
     return path
 
 
-def _class_names(k: int) -> list[str]:
-    return list(EMOTIONS) if k == len(EMOTIONS) else [str(i) for i in range(k)]
-
-
 # ------------------------------------------------------------------------------------------------------------
 # embeddings and t-SNE (Fig. 2)
 # ------------------------------------------------------------------------------------------------------------
@@ -125,12 +121,6 @@ class EmbeddingSet:
         return int(self.labels.shape[0])
 
 
-def _audio_branch(model: nn.Module) -> nn.Module | None:
-    if hasattr(model, "logmel"):
-        return model
-    return getattr(model, "audio", None)
-
-
 def collect_embeddings(
     model: nn.Module,
     spec: str | ModelSpec,
@@ -151,7 +141,7 @@ def collect_embeddings(
     device = torch.device(device)
     was_training = model.training
     model = model.to(device).eval()
-    audio = _audio_branch(model)
+    audio = audio_branch(model)
     parts: dict[str, list[np.ndarray]] = {}
     labels, actors, ids = [], [], []
 
@@ -283,7 +273,7 @@ def plot_tsne(
         titles: panel titles (default :data:`FEATURE_TITLES`, else the key).
     """
     y = np.asarray(labels)
-    names = _class_names(max(len(EMOTIONS), int(y.max()) + 1))
+    names = class_names(max(len(EMOTIONS), int(y.max()) + 1))
     keys = list(maps)
     ncols = max(1, min(ncols, len(keys)))
     nrows = math.ceil(len(keys) / ncols)
@@ -338,7 +328,7 @@ def plot_confusion(
     for i, (ax, (label, pred)) in enumerate(zip(axes, panels.items())):
         k = pred.logits.shape[1]
         cm = confusion(pred, k)
-        names = _class_names(k)
+        names = class_names(k)
         sns.heatmap(cm, ax=ax, vmin=0, vmax=100, cmap="Blues", annot=True, fmt=f".{decimals}f", square=True,
                     xticklabels=names, yticklabels=names, cbar=i == len(panels) - 1,
                     cbar_kws={"label": "% of the true class"}, annot_kws={"fontsize": 8})

@@ -76,6 +76,7 @@ __all__ = [
     "compare_with_paper",
     "to_markdown",
     "write_table",
+    "class_names",
     "confusion",
     "per_class_metrics",
     "evaluate_predictions_dir",
@@ -746,7 +747,8 @@ def write_table(
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _class_names(num_classes: int) -> list[str]:
+def class_names(num_classes: int) -> list[str]:
+    """Names of ``num_classes`` classes: the RAVDESS emotions for 8, else the class indices as text."""
     from .data.ravdess import EMOTIONS
 
     return list(EMOTIONS) if num_classes == len(EMOTIONS) else [str(k) for k in range(num_classes)]
@@ -778,7 +780,7 @@ def per_class_metrics(predictions: Predictions, num_classes: int | None = None) 
     p, r, f, s = precision_recall_fscore_support(predictions.labels, predictions.predicted, labels=np.arange(k),
                                                  zero_division=np.nan)
     return pd.DataFrame({"precision": 100 * p, "recall": 100 * r, "f1": 100 * f, "support": s},
-                        index=pd.Index(_class_names(k), name="emotion"))
+                        index=pd.Index(class_names(k), name="emotion"))
 
 
 # ------------------------------------------------------------------------------------------------------------

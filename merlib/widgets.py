@@ -45,9 +45,9 @@ from .acoustics import (
     simulate_scene,
 )
 from .analysis import EMOTION_COLOURS, EvalClip
-from .data.ravdess import EMOTIONS
+from .evaluation import class_names
 from .features import LogMel
-from .models.mer import forward_logits, get_spec
+from .models.mer import audio_branch, forward_logits, get_spec
 from .paper_results import MODEL_LABELS
 
 __all__ = ["LabSettings", "LabResult", "lab_scene", "AcousticLab"]
@@ -132,12 +132,6 @@ def _png(fig: Figure, dpi: int = 80) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
-
-
-def _audio_branch(model: nn.Module) -> Any:
-    if hasattr(model, "using_mics"):
-        return model
-    return getattr(model, "audio", None)
 
 
 class AcousticLab:
@@ -249,7 +243,7 @@ class AcousticLab:
                     logits = forward_logits(model, spec, batch)
                 elif spec.uses_audio:
                     batch["waveform"] = wave
-                    with _audio_branch(model).using_mics(wave.shape[1]):
+                    with audio_branch(model).using_mics(wave.shape[1]):
                         logits = forward_logits(model, spec, batch)
                 else:
                     logits = forward_logits(model, spec, batch)
@@ -333,7 +327,7 @@ class AcousticLab:
     def _probability_figure(self, probabilities: Mapping[str, np.ndarray], clip: EvalClip) -> Figure:
         names = list(probabilities)
         k = len(next(iter(probabilities.values())))
-        labels = list(EMOTIONS) if k == len(EMOTIONS) else [str(i) for i in range(k)]
+        labels = class_names(k)
         fig = Figure(figsize=(13, 2.8), layout="constrained")
         ax = fig.subplots()
         width = 0.8 / len(names)

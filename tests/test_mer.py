@@ -181,3 +181,12 @@ def test_multimodal_checkpoint_round_trip():
     report = load_reference_checkpoint(audio, export_reference_state_dict(src))
     assert report.skipped["classifier.linear1.weight"] == "not part of HTSAT"
     assert torch.equal(audio.norm.weight, src.audio.norm.weight)
+
+
+def test_audio_branch_of_each_kind_of_model():
+    from merlib.models.mer import audio_branch
+
+    audio = build_model("audio_sum_pe", "quick")
+    mer = build_model("mer_avg_mel", "quick")
+    assert audio_branch(audio) is audio and audio_branch(mer) is mer.audio
+    assert audio_branch(build_model("video", "quick")) is None

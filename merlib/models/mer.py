@@ -49,6 +49,7 @@ __all__ = [
     "build_model",
     "forward_logits",
     "embeddings",
+    "audio_branch",
     "count_parameters",
 ]
 
@@ -270,6 +271,13 @@ def embeddings(model: nn.Module, spec: str | ModelSpec, batch: Mapping[str, torc
         return {"audio": out.embedding, "logits": out.logits}
     emb = model.embed(batch["video"])
     return {"video": emb, "logits": model.classifier(emb)}
+
+
+def audio_branch(model: nn.Module) -> HTSAT | None:
+    """The HTS-AT of a Table II model: the model itself (audio only), ``model.audio`` (MER), None (video)."""
+    if isinstance(model, HTSAT):
+        return model
+    return model.audio if isinstance(model, MER) else None
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
