@@ -63,6 +63,7 @@ __all__ = [
     "accuracy_ci",
     "bootstrap_accuracies",
     "predict",
+    "predict_rooms",
     "save_predictions",
     "load_predictions",
     "load_predictions_dir",
@@ -445,6 +446,48 @@ def predict(
         raise ValueError("the loader yielded no batches; is the test split empty?")
     return Predictions(np.concatenate(logits), np.asarray(meta["label"]), np.asarray(meta["actor"]),
                        np.asarray(meta["clip_id"], dtype=str), np.asarray(meta["condition"], dtype=str))
+
+
+def predict_rooms(
+    model: Any,
+    name: str,
+    corpus: Any,
+    clean: bool = False,
+    device: Any = "cpu",
+    batch_size: int = 16,
+    autocast: Any = None,
+) -> dict[str, Predictions]:
+    """A Table II model's :class:`Predictions` in every test room of a prepared corpus: ``{room: Predictions}``.
+
+    Args:
+        model: the network; ``name``: its Table II name (which inputs it reads, how many microphones).
+        corpus: a :class:`merlib.datasets.CorpusPaths` (or a reverberant build folder for the audio models).
+        clean: also the clean test set, as ``"clean"`` — only for models that read one microphone (or none):
+            a clean recording has a single channel.
+        device, batch_size, autocast: as in :func:`predict`.
+
+    The video model's input does not depend on the room, so it is run once and its predictions are labelled
+    with each room (the paper prints its result once for the same reason).
+    """
+    from .datasets import MERDataModule
+    from .models.mer import get_spec
+
+    spec = get_spec(name)
+    if clean and spec.num_mics > 1:
+        raise ValueError(f"{name} reads {spec.num_mics} microphones; the clean test set has one (clean=False)")
+    dm = MERDataModule(corpus, spec, batch_size=batch_size)
+    conditions = dm.test_conditions() + (["clean"] if clean else [])
+    out: dict[str, Predictions] = {}
+    for condition in conditions:
+        ids = [r["clip_id"] for r in dm.select("test", condition)]
+        once = next(iter(out.values()), None) if not spec.uses_audio else None
+        if once is not None and once.clip_ids.tolist() == ids:
+            out[condition] = Predictions(once.logits, once.labels, once.actors, once.clip_ids,
+                                         np.full(len(once), condition))
+            continue
+        out[condition] = predict(model, dm.loader("test", condition), inputs=MODEL_INPUTS[spec.name],
+                                 device=device, autocast=autocast)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -93,8 +93,8 @@ def run_grid(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate the Table II grid on ``data_root``; returns per-model timings and accuracies."""
-    from .datasets import MERDataModule, prepare_corpora
-    from .evaluation import MODEL_INPUTS, evaluate_predictions_dir, predict, save_predictions
+    from .datasets import prepare_corpora
+    from .evaluation import evaluate_predictions_dir, predict_rooms, save_predictions
     from .models.mer import TABLE_II_ORDER, get_spec
     from .training import FINAL, LAST, TrainConfig, load_final, train
 
@@ -115,12 +115,11 @@ def run_grid(
             print(f"training {name} …", flush=True)
             train(name, paths, cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).exists())
         model = load_final(run_dir).to(device)
-        dm = MERDataModule(paths, get_spec(name), batch_size=cfg.batch_size, num_workers=0)
-        accs = {}
         # the clean test set is single-channel: only the single-channel and video models read it (Table I)
-        for condition in dm.test_conditions() + (["clean"] if get_spec(name).num_mics <= 1 else []):
-            pred = predict(model, dm.loader("test", condition), inputs=MODEL_INPUTS[name], device=device,
-                           autocast="bf16" if device == "cuda" else None)
+        preds = predict_rooms(model, name, paths, clean=get_spec(name).num_mics <= 1, device=device,
+                              batch_size=cfg.batch_size, autocast="bf16" if device == "cuda" else None)
+        accs = {}
+        for condition, pred in preds.items():
             save_predictions(pred, pred_dir, model=name)
             accs[condition] = round(pred.accuracy, 2)
         report[name] = {"seconds": round(time.time() - t, 1), "test_accuracy": accs}

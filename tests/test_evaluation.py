@@ -10,6 +10,7 @@ from collections import namedtuple
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from merlib import evaluation as ev
 from merlib import paper_results as pr
@@ -444,3 +445,26 @@ def test_merlib_evaluate_end_to_end(tmp_path, capsys):
 
     with pytest.raises(FileNotFoundError, match="no predictions_"):
         ev.evaluate_predictions_dir(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_predict_rooms_runs_the_video_model_once(quick_corpus):
+    from merlib.data.video import FrameSettings
+    from merlib.datasets import MERDataModule, prepare_corpora
+    from merlib.models.mer import build_model
+
+    paths = prepare_corpora(quick_corpus, seed=0, frame_settings=FrameSettings.quick(), progress=False)
+    torch.manual_seed(0)
+    video = build_model("video", "quick")
+    calls = []
+    video.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    preds = ev.predict_rooms(video, "video", paths, clean=True)
+    assert list(preds) == list(ev.ROOM_NAMES) + ["clean"] and sum(calls) == 16  # one pass over the 16 test clips
+    for room, p in preds.items():
+        assert p.condition == room and len(p) == 16
+        np.testing.assert_array_equal(p.logits, preds["Lecture 1"].logits)
+    audio = build_model("audio_rev_sc", "quick")
+    direct = ev.predict(audio, MERDataModule(paths, "audio_rev_sc", batch_size=16).loader("test", "Lobby"))
+    np.testing.assert_allclose(ev.predict_rooms(audio, "audio_rev_sc", paths)["Lobby"].logits, direct.logits, atol=1e-6)
+    with pytest.raises(ValueError, match="clean test set has one"):
+        ev.predict_rooms(build_model("audio_sum_pe", "quick"), "audio_sum_pe", paths, clean=True)
