@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cli import add_train_parser  # the parser lives with the CLI; re-exported for `python -m merlib.training`
 from .data.media import atomic_path, write_json
 from .models.mer import ModelSpec, build_model, forward_logits, get_spec
 
@@ -719,37 +720,6 @@ def load_final(out_dir: str | os.PathLike, model_name: str | None = None, size: 
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-
-
-def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``merlib train MODEL --data-root … --out …`` to a CLI; its handler is :func:`run_train_command`."""
-    from .models.mer import MODEL_SPECS
-
-    p = subparsers.add_parser(
-        "train", help="train one Table II model with the reference recipe",
-        description="Train one of the paper's nine models (build or reuse the reverberant corpus and the frame "
-                    "cache of DATA_ROOT first). Multi-GPU: torchrun --nproc_per_node N -m merlib.training MODEL …",
-    )
-    p.add_argument("model", choices=list(MODEL_SPECS), help="the Table II configuration")
-    p.add_argument("--data-root", required=True, type=Path, help="RAVDESS folder (real or `merlib synth`)")
-    p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--quick", action="store_true", help="TrainConfig.quick(): tiny models, few epochs, CPU-sized")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="global batch (default 32; quick 8)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
-    p.add_argument("--devices", default="auto", help="'auto', a count, or e.g. 2 for CPU DDP")
-    p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per device")
-    p.add_argument("--precision", default=None, help="default: bf16-mixed on a GPU, 32-true on the CPU")
-    p.add_argument("--audio-weights", default=None, help="HTS-AT AudioSet checkpoint to fine-tune from")
-    p.add_argument("--video-weights", default=None, help="'kinetics400' or R(2+1)D-18 weights to fine-tune from")
-    p.add_argument("--ace-root", default=None, help="measured ACE RIRs for the test rooms (default: stand-ins)")
-    p.add_argument("--cache-dir", default=None, type=Path, help="where corpora and frames are cached")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run_train_command)
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
