@@ -49,6 +49,10 @@ def test_mp4_round_trip_h264_aac(tmp_path):
     assert np.argmax(video.frames[5, 18, :, 0]) in range(18, 30)
     picked = read_video(tmp_path / "v.mp4", indices=np.array([0, 11]))
     np.testing.assert_array_equal(picked.frames[1], video.frames[11])
+    again = read_video(tmp_path / "v.mp4", indices=[11, 0, 11])  # any order, repeats allowed
+    np.testing.assert_array_equal(again.frames, video.frames[[11, 0, 11]])
+    with pytest.raises(MediaError, match="ends before frame 50"):
+        read_video(tmp_path / "v.mp4", indices=[0, 50])
     sound = read_audio(tmp_path / "v.mp4", 16000)
     assert abs(len(sound) - 16000 * 12 / 30) < 1200  # AAC adds up to one frame of priming
     assert 0.15 < np.abs(sound).max() < 0.4

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import av
 import numpy as np
@@ -113,16 +113,19 @@ class Video:
         return len(self.frames) / self.fps
 
 
-def read_video(path: str | os.PathLike, indices: np.ndarray | None = None) -> Video:
+def read_video(path: str | os.PathLike, indices: Sequence[int] | np.ndarray | None = None) -> Video:
     """Decode an mp4's video stream with PyAV into RGB frames.
 
-    ``indices`` (sorted frame numbers) keeps only those frames, converting nothing else to RGB — the cheap
-    way to take 8 frames of a clip. Raises :class:`MediaError` naming the file if it cannot be decoded or
-    holds no frames.
+    ``indices`` (frame numbers, in any order, repeats allowed) returns those frames in that order, decoding
+    only as far as the last one and converting nothing else to RGB — the cheap way to take 8 frames of a
+    clip. Raises :class:`MediaError` naming the file if it cannot be decoded, holds no frames, or ends before
+    a wanted frame (a truncated file).
     """
     path = Path(path)
-    wanted = None if indices is None else set(int(i) for i in indices)
-    frames: list[np.ndarray] = []
+    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    if wanted is not None and (not wanted or wanted[0] < 0):
+        raise ValueError(f"indices must be non-negative frame numbers, got {list(indices)[:10]}")
+    got: dict[int, np.ndarray] = {}
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -131,13 +134,21 @@ def read_video(path: str | os.PathLike, indices: np.ndarray | None = None) -> Vi
             stream.thread_type = "AUTO"
             fps = float(stream.average_rate or stream.guessed_rate or 30)
             for i, frame in enumerate(container.decode(stream)):
-                if wanted is None or i in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                if wanted is None or i == wanted[len(got)]:
+                    got[i] = frame.to_ndarray(format="rgb24")
+                    if wanted is not None and len(got) == len(wanted):
+                        break
     except av.error.FFmpegError as err:
         raise MediaError(f"cannot decode video {path}: {err}. Re-download or regenerate it.") from err
-    if not frames:
+    if not got:
         raise MediaError(f"video {path} holds no decodable frames (truncated?). Re-download or regenerate it.")
-    return Video(np.stack(frames), fps)
+    if wanted is not None and len(got) < len(wanted):
+        raise MediaError(
+            f"video {path} ends before frame {wanted[len(got)]} (its header promises more; truncated?). "
+            "Re-download or regenerate it."
+        )
+    order = range(len(got)) if indices is None else indices
+    return Video(np.stack([got[int(i)] for i in order]), fps)
 
 
 def video_info(path: str | os.PathLike) -> dict:

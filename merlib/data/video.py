@@ -336,38 +336,14 @@ def _count_frames(path: Path) -> tuple[int, float]:
 
 
 def decode_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
-    """Decode only as far as the last wanted frame and convert only the wanted frames to RGB.
+    """The frames ``indices`` of a video (:func:`merlib.data.media.read_video`, which decodes only as far as the
+    last wanted frame and converts only the wanted frames to RGB).
 
     Returns uint8 ``(len(indices), H, W, 3)`` in the order of ``indices`` (repeats allowed). Raises
     :class:`~merlib.data.media.MediaError` naming the file when it cannot be decoded or ends before a
     wanted frame (a truncated file).
     """
-    path = Path(path)
-    wanted = sorted(set(int(i) for i in indices))
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"indices must be non-negative frame numbers, got {list(indices)[:10]}")
-    got: dict[int, np.ndarray] = {}
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            pos = 0
-            for i, frame in enumerate(container.decode(stream)):
-                if i == wanted[pos]:
-                    got[i] = frame.to_ndarray(format="rgb24")
-                    pos += 1
-                    if pos == len(wanted):
-                        break
-    except av.error.FFmpegError as err:
-        raise MediaError(f"cannot decode video {path}: {err}. Re-download or regenerate it.") from err
-    if len(got) < len(wanted):
-        raise MediaError(
-            f"video {path} ends before frame {wanted[len(got)]} (its header promises more; truncated?). "
-            "Re-download or regenerate it."
-        )
-    return np.stack([got[int(i)] for i in indices])
+    return read_video(path, indices).frames
 
 
 @dataclass
