@@ -179,13 +179,14 @@ class RavdessCheck:
 
 
 def _synthetic_items(root: Path) -> tuple[str, list[RavdessFile]] | None:
-    marker = root / "merlib_synth.json"
+    from .synthetic.corpus import MARKER, CorpusSpec, corpus_items
+
+    marker = root / MARKER
     if not marker.is_file():
         return None
-    from .synthetic.corpus import CorpusSpec, corpus_items
 
     info = json.loads(marker.read_text())
-    spec = CorpusSpec(**{**info["spec"], "resolution": tuple(info["spec"]["resolution"])})
+    spec = CorpusSpec.from_dict(info["spec"])
     items = corpus_items(spec)
     label = (f"merlib's synthetic corpus ({spec.size}, seed {spec.seed}, {len(items) // len(spec.actors)} clips "
              f"per actor; real RAVDESS has 60)")

@@ -65,6 +65,11 @@ class CorpusSpec:
         d["resolution"] = list(self.resolution)
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "CorpusSpec":
+        """Inverse of :meth:`to_dict` (what ``merlib_synth.json`` stores under ``"spec"``)."""
+        return cls(**{**data, "resolution": tuple(data["resolution"])})
+
 
 def corpus_items(spec: CorpusSpec) -> list[RavdessFile]:
     """The clips of a corpus (audio-only modality), the same set for every actor.
