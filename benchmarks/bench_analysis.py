@@ -24,14 +24,15 @@ It prints each figure and writes them, the machine's load average and the versio
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import machine_info
+
+from merlib.data.media import write_json
 
 
 def _timed(fn, repeat: int = 1) -> float:
@@ -124,11 +125,8 @@ def main() -> None:
 
     import merlib
 
-    result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(), "cpus": os.cpu_count(),
-        "load_average_before": os.getloadavg(), "torch_threads": torch.get_num_threads(),
-        "versions": {"merlib": merlib.__version__, "torch": torch.__version__, "python": platform.python_version()},
-    }
+    load_before = os.getloadavg()
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "merlib": merlib.__version__}
     result["tsne"] = bench_tsne(args.clips)
     result["sweep"] = bench_sweep(args.sweep_clips)
     result["lab"] = {"quick_cpu": bench_lab("quick", "cpu")}
@@ -136,9 +134,8 @@ def main() -> None:
         result["lab"]["paper_cpu"] = bench_lab("paper", "cpu")
         if torch.cuda.is_available():
             result["lab"]["paper_cuda"] = bench_lab("paper", "cuda")
-    result["load_average_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result["machine"] = machine_info(load_before)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -24,7 +24,6 @@ Loopback numbers measure merlib's own cost, not a network: real downloads from Z
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -37,6 +36,7 @@ from datetime import date
 from pathlib import Path
 
 from merlib.data import fetch as F
+from merlib.data.media import write_json
 from merlib.data.mirror import ZenodoMirror
 from merlib.data.ravdess import clip_items
 
@@ -138,8 +138,7 @@ def main() -> None:
         print(f"  {k:<16} {v:8.3f} s  {rate}")
     print(f"  resume overhead: in the run {result['resume_overhead_s']['in_run']:+.3f} s, "
           f"next run {result['resume_overhead_s']['next_run']:+.3f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -26,13 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import machine_info, pick_devices, run_isolated
+
+from merlib.data.media import write_json
 
 
 def _rss_mb() -> float:
@@ -127,13 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
 
-    import torch
-
-    devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        if args.device == "cuda":
-            raise SystemExit("bench_htsat: --device cuda asked for, but torch sees no CUDA device")
-        devices.remove("cuda")
+    devices = pick_devices(args.device, "bench_htsat")
     load_before = os.getloadavg()
     rows = []
     for device in devices:
@@ -141,13 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("avg_mel", "sum_pe"):
                 spec = dict(device=device, mics=mics, mode=mode, size=args.size, batch=args.batch,
                             steps=args.steps, warmup=args.warmup, threads=args.threads)
-                # one subprocess per configuration: ru_maxrss is a per-process peak
-                proc = subprocess.run([sys.executable, __file__, "--out", os.devnull, "--worker", json.dumps(spec)],
-                                      capture_output=True, text=True)
-                if proc.returncode:
-                    raise SystemExit(f"bench_htsat: configuration {spec} failed:\n{proc.stderr}")
-                row = json.loads(proc.stdout.strip().splitlines()[-1])
-                rows.append(row)
+                rows.append(run_isolated(__file__, spec, f"configuration {spec}"))
                 print(f"  done {device} C={mics} {mode}", file=sys.stderr)
 
     header = f"{'device':6} {'C':>2} {'mode':8} {'infer clips/s':>14} {'train clips/s':>14} " \
@@ -159,14 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['device']:6} {r['mics']:>2} {r['mode']:8} {r['infer_clips_per_s']:>14.2f} "
               f"{r['train_clips_per_s']:>14.2f} {r['infer_peak_mb']:>14.0f} {r['train_peak_mb']:>14.0f}")
-    info = {
-        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "machine": info,
-                                    "results": rows}, indent=2) + "\n")
+    info = machine_info(load_before)
+    write_json(args.out, {"settings": vars(args), "machine": info, "results": rows})
     print(f"load average before/after: {load_before} / {info['loadavg_after']}; wrote {args.out}")
     return 0
 

@@ -11,7 +11,6 @@ room, 180 test clips × 7 stand-in rooms, 1440 clean copies.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -20,6 +19,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from merlib.data.media import write_json
 from merlib.data.ravdess import clip_items, scan
 from merlib.data.reverberant import ReverbConfig, build_reverberant_corpus, read_manifest
 from merlib.data.synthetic import ensure_corpus
@@ -54,8 +54,7 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:>12}: {value}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

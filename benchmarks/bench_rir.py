@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from merlib.acoustics import measure_t60, sample_paper_scene, simulate_scene
+from merlib.data.media import write_json
 
 
 def _scenes(n: int, seed: int):
@@ -117,8 +117,7 @@ def main() -> None:
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (1 min) on {os.cpu_count()} cores; "
           f"worker output identical to single process: {identical}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
         print(f"wrote {args.out}")
 
 

@@ -9,7 +9,6 @@ Builds into a fresh temporary folder (never the cache), prints a table, and writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -18,6 +17,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from merlib.data.media import write_json
 from merlib.data.ravdess import scan
 from merlib.data.synthetic import CorpusSpec, generate_corpus
 from merlib.data.synthetic.baselines import corpus_baselines
@@ -58,8 +58,7 @@ def main() -> None:
     for k, v in result.items():
         print(f"{k:>16}: {v}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import machine_info, pick_devices, run_isolated
+
+from merlib.data.media import write_json
 
 
 def _rss_mb() -> float:
@@ -148,13 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
 
-    import torch
-
-    devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        if args.device == "cuda":
-            raise SystemExit("bench_training: --device cuda asked for, but torch sees no CUDA device")
-        devices.remove("cuda")
+    devices = pick_devices(args.device, "bench_training")
     t_prep = time.time()
     data = _prepare(args.seed)
     print(f"data ready in {time.time() - t_prep:.1f} s: {data['reverberant']}, frames {data['frames']}", file=sys.stderr)
@@ -165,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = dict(device=device, batch=args.gpu_batch if cuda else args.cpu_batch, steps=args.steps,
                     warmup=args.warmup, workers=args.gpu_workers if cuda else args.workers,
                     threads=args.threads, **data)
-        # one subprocess per device: ru_maxrss is a per-process peak
-        proc = subprocess.run([sys.executable, __file__, "--out", os.devnull, "--worker", json.dumps(spec)],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(f"bench_training: {device} failed:\n{proc.stderr[-4000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(run_isolated(__file__, spec, device))
         print(f"  done {device}", file=sys.stderr)
 
     header = (f"{'device':6} {'batch':>5} {'workers':>7} {'data s/step':>11} {'compute s/step':>14} "
@@ -183,15 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['device']:6} {r['batch']:>5} {r['workers']:>7} {r['data_s']:>11.3f} {r['compute_s']:>14.3f} "
               f"{r['clips_per_s']:>8.2f} {r['loader_clips_per_s']:>14.1f} {r['peak_mb']:>8.0f}")
-    info = {
-        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "machine": info,
-                                    "data": data, "results": rows}, indent=2) + "\n")
+    info = machine_info(load_before)
+    write_json(args.out, {"settings": vars(args), "machine": info, "data": data, "results": rows})
     print(f"load average before/after: {load_before} / {info['loadavg_after']}; wrote {args.out}")
     return 0
 

@@ -35,14 +35,16 @@ RAVDESS), so decoding is cheaper here than on the real corpus: the per-item figu
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import machine_info, pick_devices
+
+from merlib.data.media import write_json
 
 
 def render_clips(folder: Path, n: int, seconds: float, fps: int = 30) -> list:
@@ -234,11 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_model:
         if args.threads:
             torch.set_num_threads(args.threads)
-        devices = ["cpu", "cuda"] if args.device == "auto" else [args.device]
-        if "cuda" in devices and not torch.cuda.is_available():
-            if args.device == "cuda":
-                raise SystemExit("bench_video: --device cuda asked for, but torch sees no CUDA device")
-            devices.remove("cuda")
+        devices = pick_devices(args.device, "bench_video")
         rows = []
         for device in devices:
             for size in ("full", "quick"):
@@ -254,14 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             shape = f"{r['frames']}×{r['eval_hw']}² / {r['frames']}×{r['train_hw']}²"
             print(f"{r['device']:6} {r['size']:6} {r['batch']:>5} {shape:>26} {r['infer_clips_per_s']:>14.2f} "
                   f"{r['train_clips_per_s']:>14.2f}")
-    info = {
-        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "model_torch_threads": torch.get_num_threads(),
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"settings": settings, "machine": info, **result}, indent=2) + "\n")
+    info = machine_info(load_before)
+    write_json(args.out, {"settings": vars(args), "machine": info, **result})
     print(f"load average before/after: {load_before} / {info['loadavg_after']} on {os.cpu_count()} cores; "
           f"wrote {args.out}")
     return 0

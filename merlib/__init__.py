@@ -1,2 +1,1 @@
-import importlib.metadata as _m
 __version__ = '0.1.0'

@@ -1,0 +1,49 @@
+"""What every benchmark script shares: picking devices, one process per measurement, the machine record.
+
+The scripts run as ``python benchmarks/bench_x.py`` (their folder is first on ``sys.path``), so they import
+this file as ``_common``. Results are written with :func:`merlib.data.media.write_json` (atomic).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from typing import Any
+
+
+def pick_devices(choice: str, script: str) -> list[str]:
+    """``"auto"`` → the CPU, plus CUDA when torch sees it; ``"cpu"``/``"cuda"`` → that one (CUDA asked for but
+    missing is an error naming ``script``)."""
+    import torch
+
+    devices = ["cpu", "cuda"] if choice == "auto" else [choice]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if choice == "cuda":
+            raise SystemExit(f"{script}: --device cuda asked for, but torch sees no CUDA device")
+        devices.remove("cuda")
+    return devices
+
+
+def run_isolated(script: str, spec: dict[str, Any], what: str) -> dict[str, Any]:
+    """Run ``script --worker <spec>`` in a fresh Python and return the JSON it prints last: one process per
+    measurement, because ``ru_maxrss`` is a per-process peak. ``what`` names the measurement in errors."""
+    proc = subprocess.run([sys.executable, script, "--out", os.devnull, "--worker", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{os.path.basename(script)}: {what} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """Versions, cores, torch threads, the GPU (if any) and the load average before and now."""
+    import torch
+
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+    }
