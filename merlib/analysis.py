@@ -535,7 +535,7 @@ def draw_scene(rng: np.random.Generator, t60: float, distance_ratio: float | Non
     """A paper-protocol room (:func:`merlib.acoustics.sample_paper_scene`) with reverberation time ``t60``;
     with ``distance_ratio`` the array is then moved to ``distance_ratio · d_c`` from the source (random
     azimuths; a room too small for that distance is redrawn, so far points favour larger rooms)."""
-    from .acoustics import PaperSceneConfig, sample_paper_scene, with_distance
+    from .acoustics import PaperSceneConfig, mics_clear_of_walls, sample_paper_scene, with_distance
 
     cfg = PaperSceneConfig(t60_range=(t60, t60))
     for _ in range(max_rooms):
@@ -548,8 +548,7 @@ def draw_scene(rng: np.random.Generator, t60: float, distance_ratio: float | Non
                 moved = with_distance(scene, target, azimuth=float(rng.uniform(0, 2 * math.pi)))
             except ValueError:
                 continue
-            margin = 0.1  # as the paper sampler: microphones at least 10 cm from the walls
-            if np.all(moved.mics[:, :2] >= margin) and np.all(moved.mics[:, :2] <= moved.room_dim[None, :2] - margin):
+            if mics_clear_of_walls(moved.mics, moved.room_dim, cfg.mic_wall_margin):  # as the paper sampler
                 return moved
     raise ValueError(f"no paper-protocol room fits a source-array distance of {distance_ratio} × d_c at T60 = "
                      f"{t60} s; use a smaller ratio")

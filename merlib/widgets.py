@@ -40,6 +40,7 @@ from .acoustics import (
     Scene,
     beta_from_t60,
     critical_distance,
+    mics_clear_of_walls,
     place_array,
     reverberate,
     simulate_scene,
@@ -113,7 +114,7 @@ def lab_scene(length: float, width: float, height: float, t60: float, distance: 
     for azimuth in np.deg2rad([0, 30, -30, 60, -60, 90, -90, 135, -135, 180]):
         center = src + np.array([dh * math.cos(azimuth), dh * math.sin(azimuth), -dz])
         mics = place_array(MOBILE_GEOMETRY, center, 0.0)
-        if np.all(mics[:, :2] >= WALL_MARGIN) and np.all(mics[:, :2] <= room[None, :2] - WALL_MARGIN):
+        if mics_clear_of_walls(mics, room, WALL_MARGIN):
             return Scene(room_dim=room, t60=float(t60), src=src, mics=mics, distance=float(distance),
                          critical_distance=critical_distance(float(np.prod(room)), float(t60)), beta=beta,
                          yaw=0.0, array_center=center, fs=fs, name="acoustic lab")

@@ -24,7 +24,7 @@ from .measure import (
     truncate_at_noise_floor,
 )
 from .noise import ar1_noise, mix_at_snr, reverberate
-from .scenes import PaperSceneConfig, Scene, sample_paper_scene, with_distance
+from .scenes import PaperSceneConfig, Scene, mics_clear_of_walls, sample_paper_scene, with_distance
 from .simulate import BACKENDS, pyroomacoustics_max_order, rir_length, simulate_rir, simulate_scene
 from .theory import (
     SPEED_OF_SOUND,
@@ -56,6 +56,7 @@ __all__ = [
     "energy_decay_curve",
     "fit_decay",
     "measure_t60",
+    "mics_clear_of_walls",
     "mix_at_snr",
     "onset_index",
     "pair_distances",

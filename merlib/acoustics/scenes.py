@@ -122,6 +122,12 @@ class PaperSceneConfig:
     max_placement_tries: int = 100
 
 
+def mics_clear_of_walls(mics: np.ndarray, room_dim: np.ndarray, margin: float) -> bool:
+    """Whether every microphone is at least ``margin`` m from the four side walls (the array lies flat)."""
+    xy = np.asarray(mics)[:, :2]
+    return bool(np.all(xy >= margin) and np.all(xy <= np.asarray(room_dim)[None, :2] - margin))
+
+
 def sample_paper_scene(rng: np.random.Generator, cfg: PaperSceneConfig | None = None) -> Scene:
     """Draw one training scene following the paper's protocol (module docstring). Deterministic given ``rng``."""
     cfg = cfg or PaperSceneConfig()
@@ -154,7 +160,7 @@ def sample_paper_scene(rng: np.random.Generator, cfg: PaperSceneConfig | None = 
             yaw = float(rng.uniform(0.0, 2.0 * math.pi))
             center = src + np.array([dh * math.cos(phi), dh * math.sin(phi), -dz])
             mics = place_array(cfg.geometry, center, yaw)
-            if np.all(mics[:, :2] >= m) and np.all(mics[:, :2] <= room[None, :2] - m):
+            if mics_clear_of_walls(mics, room, m):
                 return Scene(
                     room_dim=room,
                     t60=t60,
