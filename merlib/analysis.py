@@ -120,6 +120,12 @@ class EmbeddingSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def reduced(self, dims: int = 50, seed: int = 0) -> "EmbeddingSet":
+        """The same clips with every representation standardised and PCA-reduced to ``dims`` — what
+        :func:`tsne_2d` and :func:`neighbour_accuracy` do first; reduce once when calling both on a large set."""
+        return EmbeddingSet(self.labels, self.actors, self.clip_ids,
+                            {k: _reduce(v, dims, seed) for k, v in self.features.items()})
+
 
 def collect_embeddings(
     model: nn.Module,

@@ -252,3 +252,12 @@ def test_load_eval_clips_from_a_real_build(quick_corpus):
     assert len(A.load_eval_clips(paths.reverberant, "val", video=False, max_clips=3)) == 3
     with pytest.raises(ValueError, match="frame cache"):
         A.load_eval_clips(paths.reverberant, "test", video=True)
+
+
+def test_reducing_once_gives_the_same_maps_and_scores():
+    x, y, g = _blobs(n_per=4, dim=80, actor_scale=2.0)
+    emb = A.EmbeddingSet(y, g, np.array([str(i) for i in range(len(y))]), {"f": x})
+    small = emb.reduced()
+    assert small.features["f"].shape == (32, 31)  # PCA to min(50, N - 1, D)
+    assert A.neighbour_accuracy(small.features["f"], y, groups=g) == A.neighbour_accuracy(x, y, groups=g)
+    np.testing.assert_allclose(A.tsne_maps(small)["f"], A.tsne_2d(x), atol=1e-3)
