@@ -94,8 +94,8 @@ def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpu
 @pytest.mark.slow
 def test_notebook_07_analyses_the_runs_and_predictions_it_is_given(tmp_path: Path, quick_corpus: Path):
     """What `merlib reproduce` does: 07 loads the grid's models (RUNS_DIR) and predictions (PREDICTIONS_DIR)."""
-    from merlib.datasets import MERDataModule, prepare_corpora
-    from merlib.evaluation import MODEL_INPUTS, predict, save_predictions
+    from merlib.datasets import prepare_corpora
+    from merlib.evaluation import predict_rooms, save_predictions
     from merlib.reproduce import notebook_parameters
     from merlib.training import TrainConfig, train
 
@@ -106,9 +106,8 @@ def test_notebook_07_analyses_the_runs_and_predictions_it_is_given(tmp_path: Pat
     runs, preds = tmp_path / "runs", tmp_path / "predictions"
     for name in ("audio_rev_sc", "audio_avg_mel", "audio_sum_pe", "mer_sum_pe"):
         model = train(name, paths, cfg, runs / name).model
-        dm = MERDataModule(paths, name, batch_size=16)
-        for room in dm.test_conditions():
-            save_predictions(predict(model, dm.loader("test", room), inputs=MODEL_INPUTS[name]), preds, model=name)
+        for pred in predict_rooms(model, name, paths).values():
+            save_predictions(pred, preds, model=name)
     execute_notebook(nb, tmp_path / "out", quick=True, seed=0, cell_timeout=300,
                      parameters={"RUNS_DIR": str(runs), "PREDICTIONS_DIR": str(preds)})
     m = json.loads((tmp_path / "out" / nb.stem / "metrics.json").read_text())
