@@ -47,3 +47,36 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MB (Linux reports ``ru_maxrss`` in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bf16_autocast(cuda: bool):
+    """bf16 autocast on a GPU (how merlib trains there); full precision on the CPU."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+
+def clips_per_second(fn, batch: int, steps: int, warmup: int, cuda: bool) -> float:
+    """Call ``fn`` ``warmup`` times untimed, then ``steps`` times timed (synchronising CUDA around the timed
+    part); each call handles ``batch`` clips."""
+    import time
+
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)

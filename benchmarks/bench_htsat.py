@@ -26,19 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, pick_devices, run_isolated
+from _common import bf16_autocast, clips_per_second, machine_info, peak_rss_mb, pick_devices, run_isolated
 
 from merlib.data.media import write_json
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -58,30 +52,19 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     x = 0.1 * torch.randn(b, spec["mics"], 64000, device=device)
     y = torch.randint(0, 8, (b,), device=device)
     result: dict[str, Any] = dict(spec)
-    result["rss_baseline_mb"] = _rss_mb()
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    result["rss_baseline_mb"] = peak_rss_mb()
 
     # inference
     model.eval()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    with torch.no_grad(), autocast():
-        for _ in range(spec["warmup"]):
+
+    def infer() -> None:
+        with torch.no_grad(), bf16_autocast(cuda):
             model(x)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(spec["steps"]):
-            model(x)
-        sync()
-        dt = time.perf_counter() - t0
-    result["infer_clips_per_s"] = b * spec["steps"] / dt
-    result["infer_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb()
+
+    result["infer_clips_per_s"] = clips_per_second(infer, b, spec["steps"], spec["warmup"], cuda)
+    result["infer_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb()
 
     # training step
     model.train()
@@ -91,22 +74,14 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast():
+        with bf16_autocast(cuda):
             loss = F.cross_entropy(model(x).logits.float(), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    for _ in range(spec["warmup"]):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(spec["steps"]):
-        step()
-    sync()
-    dt = time.perf_counter() - t0
-    result["train_clips_per_s"] = b * spec["steps"] / dt
-    result["train_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb()
+    result["train_clips_per_s"] = clips_per_second(step, b, spec["steps"], spec["warmup"], cuda)
+    result["train_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb()
     if cuda:
         result["gpu"] = torch.cuda.get_device_name(device)
     return result

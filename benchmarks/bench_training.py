@@ -32,19 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, pick_devices, run_isolated
+from _common import machine_info, peak_rss_mb, pick_devices, run_isolated
 
 from merlib.data.media import write_json
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def _prepare(seed: int) -> dict[str, str]:
@@ -70,7 +65,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     cuda = device.type == "cuda"
     torch.manual_seed(0)
     result: dict[str, Any] = dict(spec)
-    result["rss_baseline_mb"] = _rss_mb()
+    result["rss_baseline_mb"] = peak_rss_mb()
     name, b = "mer_sum_pe", spec["batch"]
     dm = MERDataModule(CorpusPaths(spec["reverberant"], spec["frames"]), name, batch_size=b,
                        num_workers=spec["workers"], pin_memory=cuda)
@@ -125,7 +120,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     comp_s = sum(comp_t) / len(comp_t)
     result.update(data_s=data_s, compute_s=comp_s, clips_per_s=b / (data_s + comp_s),
                   compute_clips_per_s=b / comp_s, loss=float(loss))
-    result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _rss_mb()
+    result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mb()
     result["peak_kind"] = "cuda max_memory_allocated" if cuda else "process ru_maxrss"
     return result
 

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, pick_devices
+from _common import bf16_autocast, clips_per_second, machine_info, pick_devices
 
 from merlib.data.media import write_json
 
@@ -142,39 +142,22 @@ def bench_model(device: str, size: str, batch: int, steps: int, warmup: int) -> 
     x_train = torch.randn(batch, 3, t, train_hw, train_hw, device=dev)
     y = torch.randint(0, 8, (batch,), device=dev)
 
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
-
-    def timed(fn) -> float:
-        for _ in range(warmup):
-            fn()
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        sync()
-        return batch * steps / (time.perf_counter() - t0)
-
     model.eval()
 
     def infer() -> None:
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), bf16_autocast(cuda):
             model(x_eval)
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    infer_rate = timed(infer)
+    infer_rate = clips_per_second(infer, batch, steps, warmup, cuda)
     infer_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with autocast():
+        with bf16_autocast(cuda):
             loss = F.cross_entropy(model(x_train).float(), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -182,7 +165,7 @@ def bench_model(device: str, size: str, batch: int, steps: int, warmup: int) -> 
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    train_rate = timed(step)
+    train_rate = clips_per_second(step, batch, steps, warmup, cuda)
     row = {"device": device, "size": size, "batch": batch, "frames": t, "eval_hw": eval_hw, "train_hw": train_hw,
            "dtype": "bf16 autocast" if cuda else "float32", "infer_clips_per_s": infer_rate,
            "train_clips_per_s": train_rate, "steps": steps, "warmup": warmup}
