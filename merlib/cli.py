@@ -141,10 +141,11 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("model", choices=list(MODEL_NAMES), help="the Table II configuration")
     p.add_argument("--data-root", required=True, type=Path, help="RAVDESS folder (real or `merlib synth`)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--quick", action="store_true", help="TrainConfig.quick(): tiny models, few epochs, CPU-sized")
+    p.add_argument("--quick", action="store_true",
+                   help="TrainConfig.quick_for(MODEL): the quick grid's CPU recipe and quick-size models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="global batch (default 32; quick 8)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (default 32; quick 16)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     p.add_argument("--devices", default="auto", help="'auto', a count, or e.g. 2 for CPU DDP")
     p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
@@ -153,6 +154,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--precision", default=None, help="default: bf16-mixed on a GPU, 32-true on the CPU")
     p.add_argument("--audio-weights", default=None, help="HTS-AT AudioSet checkpoint to fine-tune from")
     p.add_argument("--video-weights", default=None, help="'kinetics400' or R(2+1)D-18 weights to fine-tune from")
+    p.add_argument("--init-audio", default=None, help="MER models: start the audio branch from this finished "
+                                                      "audio-only run (folder or final.pt)")
+    p.add_argument("--init-video", default=None, help="MER models: start the video branch from this finished "
+                                                      "video-only run (folder or final.pt)")
     p.add_argument("--ace-root", default=None, help="measured ACE RIRs for the test rooms (default: stand-ins)")
     p.add_argument("--cache-dir", default=None, type=Path, help="where corpora and frames are cached")
     p.add_argument("--no-progress", action="store_true")
@@ -167,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate the built-in synthetic RAVDESS corpus")
     p.add_argument("out_dir", type=Path)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="8 actors x 16 clips at 320x180 (same as --size quick)")
+    group.add_argument("--quick", action="store_true", help="16 actors x 16 clips at 320x180 (same as --size quick)")
     group.add_argument("--size", choices=("quick", "full"), default="full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resolution", type=_resolution, default=None, help="WxH, default 320x180 (quick) / 640x360 (full)")

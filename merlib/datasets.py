@@ -244,11 +244,13 @@ class MERDataModule(L.LightningDataModule):
         return self._rows
 
     def test_conditions(self) -> list[str]:
-        """The test rooms of the build, in the order of :data:`merlib.data.ace.TEST_ROOM_NAMES`."""
+        """The test conditions of the build: ``"matched"`` (when built) and the test rooms in the order of
+        :data:`merlib.data.ace.TEST_ROOM_NAMES`."""
         from .data.ace import TEST_ROOM_NAMES
+        from .data.reverberant import MATCHED
 
         present = {r["condition"] for r in self.rows if r["split"] == "test"}
-        return [name for name in TEST_ROOM_NAMES if name in present]
+        return [name for name in (MATCHED, *TEST_ROOM_NAMES) if name in present]
 
     def select(self, split: str, condition: str | None = None) -> list[dict[str, Any]]:
         """Manifest rows of ``split`` in ``condition`` (default: the training condition for train/val)."""

@@ -62,6 +62,11 @@ __all__ = [
     "ROOM_NAMES",
     "accuracy_ci",
     "bootstrap_accuracies",
+    "DifferenceCI",
+    "paired_difference",
+    "claims_table",
+    "MULTI_MIC_PAIRS",
+    "FUSION_PARTS",
     "predict",
     "predict_rooms",
     "save_predictions",
@@ -237,6 +242,127 @@ def accuracy_ci(
     low, high = get_conf_int(values, alpha)
     center = float(np.mean(preds == y))
     return AccuracyCI(100.0 * center, 100.0 * float(low), 100.0 * float(high), int(y.size))
+
+
+class DifferenceCI(NamedTuple):
+    """A paired accuracy difference ``A − B`` in percentage points, its bootstrap interval, the clips ``n`` it
+    was measured on, and ``p_not_better``: the share of resampled test sets in which A was not better than B
+    (``A − B ≤ 0``), a one-sided bootstrap p-value for "A beats B"."""
+
+    difference: float
+    low: float
+    high: float
+    n: int
+    p_not_better: float
+
+    @property
+    def verdict(self) -> str:
+        """``"for"`` when the whole interval lies above 0, ``"against"`` when below, else ``"inconclusive"``."""
+        return "for" if self.low > 0 else "against" if self.high < 0 else "inconclusive"
+
+    def format(self, decimals: int = 1) -> str:
+        """``"+6.2 [+2.1, +10.4]"``."""
+        return f"{self.difference:+.{decimals}f} [{self.low:+.{decimals}f}, {self.high:+.{decimals}f}]"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def paired_difference(
+    a: Predictions,
+    b: Predictions,
+    by: str = "clip",
+    alpha: float = PAPER_ALPHA,
+    num_bootstraps: int = PAPER_BOOTSTRAPS,
+    seed: int = 0,
+) -> DifferenceCI:
+    """Accuracy of ``a`` minus accuracy of ``b`` on the *same* clips, with a paired bootstrap interval.
+
+    Each resampled test set is drawn once and both models are scored on it, so the interval is that of the
+    difference itself. Two models tested on the same clips make correlated errors (the hard clips are hard
+    for both), which is why comparing their two separate intervals is not the test: overlapping intervals
+    can hide a consistent difference, and the paired draws see it. ``by="actor"`` resamples actors, then
+    clips within them, as :func:`accuracy_ci` does with ``actors``.
+
+    The clips are matched by ``clip_id``; ``ValueError`` when the two sets differ.
+    """
+    if by not in ("clip", "actor"):
+        raise ValueError(f"by must be 'clip' or 'actor', got {by!r}")
+    if len(a) != len(b) or set(a.clip_ids.tolist()) != set(b.clip_ids.tolist()):
+        raise ValueError(f"a paired comparison needs the same clips: {len(a)} vs {len(b)} clips, "
+                         f"{len(set(a.clip_ids.tolist()) ^ set(b.clip_ids.tolist()))} not shared")
+    order = {cid: i for i, cid in enumerate(b.clip_ids.tolist())}
+    b = b.subset(np.array([order[cid] for cid in a.clip_ids.tolist()], dtype=np.int64))
+    if not np.array_equal(a.labels, b.labels):
+        raise ValueError("the two predictions give different labels to the same clip ids")
+    actors = a.actors if by == "actor" else None
+    kw = dict(num_bootstraps=num_bootstraps, seed=seed)
+    diffs = 100.0 * (bootstrap_accuracies(a.predicted, a.labels, actors, **kw)
+                     - bootstrap_accuracies(b.predicted, b.labels, actors, **kw))
+    from confidence_intervals import get_conf_int
+
+    low, high = get_conf_int(diffs, alpha)
+    return DifferenceCI(a.accuracy - b.accuracy, float(low), float(high), len(a), float(np.mean(diffs <= 0)))
+
+
+#: The paper's first claim: more microphones beat the reverberant single channel (model, its baseline).
+MULTI_MIC_PAIRS: tuple[tuple[str, str], ...] = (
+    ("audio_avg_mel", "audio_rev_sc"), ("audio_sum_pe", "audio_rev_sc"),
+    ("mer_avg_mel", "mer_rev_sc"), ("mer_sum_pe", "mer_rev_sc"),
+)
+#: The paper's second claim: fusion beats the better of its parts (MER model, its audio part).
+FUSION_PARTS: tuple[tuple[str, str], ...] = (
+    ("mer_clean_sc", "audio_clean_sc"), ("mer_rev_sc", "audio_rev_sc"),
+    ("mer_avg_mel", "audio_avg_mel"), ("mer_sum_pe", "audio_sum_pe"),
+)
+
+
+def claims_table(
+    predictions: Mapping[str, Mapping[str, Predictions]],
+    alpha: float = PAPER_ALPHA,
+    num_bootstraps: int = PAPER_BOOTSTRAPS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The paper's two claims as paired differences, per test condition: one row per (condition, comparison).
+
+    * ``multi-microphone``: Avg mel and Sum PE minus the reverberant single channel (audio and MER);
+    * ``fusion``: each MER model minus the better of its audio part and the video model *in that condition*
+      (picking the better part on the test clips favours the baseline: a conservative test).
+
+    Columns: ``condition, claim, model, baseline, difference, low, high`` (per-clip paired interval),
+    ``actor_low, actor_high`` (per-actor), ``p_not_better``, ``n`` and ``verdict`` (``for`` / ``against`` /
+    ``inconclusive`` from the per-clip interval). Percentage points. The rows of one model pair in different
+    rooms are *not* independent confirmations: they are the same clips and the same trained weights heard
+    through different rooms, so a lucky or unlucky training run moves them all together.
+    """
+    preds = {m: {room_name(c): p for c, p in rooms.items()} for m, rooms in predictions.items()}
+    conditions = _ordered_rooms(c for rooms in preds.values() for c in rooms)
+    rows = []
+
+    def add(condition: str, claim: str, model: str, baseline: str) -> None:
+        a, b = preds[model][condition], preds[baseline][condition]
+        clip = paired_difference(a, b, "clip", alpha, num_bootstraps, seed)
+        actor = paired_difference(a, b, "actor", alpha, num_bootstraps, seed)
+        rows.append({"condition": condition, "claim": claim, "model": model, "baseline": baseline,
+                     "difference": clip.difference, "low": clip.low, "high": clip.high, "actor_low": actor.low,
+                     "actor_high": actor.high, "p_not_better": clip.p_not_better, "n": clip.n,
+                     "verdict": clip.verdict})
+
+    def has(model: str, condition: str) -> bool:
+        return condition in preds.get(model, {})
+
+    for condition in conditions:
+        for model, base in MULTI_MIC_PAIRS:
+            if has(model, condition) and has(base, condition):
+                add(condition, "multi-microphone", model, base)
+        for model, audio in FUSION_PARTS:
+            if not (has(model, condition) and has(audio, condition) and has("video", condition)):
+                continue
+            better = max((audio, "video"), key=lambda m: preds[m][condition].accuracy)
+            add(condition, "fusion", model, better)
+    columns = ["condition", "claim", "model", "baseline", "difference", "low", "high", "actor_low", "actor_high",
+               "p_not_better", "n", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -846,7 +972,8 @@ def evaluate_predictions_dir(
 
     Writes ``per_room.csv/.md`` (every model × room: accuracy, both intervals, the paper's cell, the
     difference), ``table2.csv/.md`` (the paper's layout and interval), ``table2_actor.csv/.md`` (per-actor
-    intervals) and ``table2_vs_paper.csv/.md`` (each of our columns beside the published one). Returns
+    intervals), ``table2_vs_paper.csv/.md`` (each of our columns beside the published one) and, when the
+    models it compares are there, ``claims.csv/.md`` (:func:`claims_table`). Returns
     ``{name: path}`` of the files written.
     """
     out = Path(out_dir) if out_dir is not None else Path(pred_dir)
@@ -865,6 +992,12 @@ def evaluate_predictions_dir(
         "table2_vs_paper": (table2(results_from_frame(long, "clip"), paper=True),
                             clip_caption + " Columns marked (paper): the published Table II."),
     }
+    claims = claims_table(preds, alpha=alpha, num_bootstraps=num_bootstraps, seed=seed)
+    if len(claims):
+        tables["claims"] = (claims, "The paper's two claims as paired accuracy differences (percentage points) on "
+                            f"the same test clips: low/high the {hi - lo:g} % paired bootstrap interval over clips, "
+                            "actor_low/actor_high over actors; p_not_better: share of resampled test sets where "
+                            "the model did not beat its baseline. Rooms share clips and weights: not independent.")
     for name, (df, caption) in tables.items():
         csv_path, md_path = write_table(df, out, name, caption)
         written[f"{name}.csv"], written[f"{name}.md"] = csv_path, md_path

@@ -81,6 +81,51 @@ def execute_notebook(
     return out_nb
 
 
+#: Which unimodal runs start each multimodal model of the quick grid (its audio twin and the video model).
+MER_INIT: dict[str, str] = {"mer_clean_sc": "audio_clean_sc", "mer_rev_sc": "audio_rev_sc",
+                            "mer_avg_mel": "audio_avg_mel", "mer_sum_pe": "audio_sum_pe"}
+
+
+#: The order the quick grid starts its models in (two at a time).
+GRID_PRIORITY: tuple[str, ...] = ("video", "audio_sum_pe", "audio_avg_mel", "audio_rev_sc", "audio_clean_sc",
+                                  "mer_sum_pe", "mer_avg_mel", "mer_rev_sc", "mer_clean_sc")
+
+
+def _grid_job(name: str, paths: Any, cfg: Any, run_dir: str, pred_dir: str, quiet: bool) -> dict[str, Any]:
+    """Train (or reuse, or resume) one model of the grid and predict its test conditions; runs in a worker."""
+    import logging
+
+    import torch
+
+    from .evaluation import predict_rooms, save_predictions
+    from .models.mer import get_spec
+    from .training import FINAL, LAST, load_final, train
+
+    if quiet:  # one line per model from the grid instead of Lightning's banners, tips and deprecation notes
+        import warnings
+
+        warnings.filterwarnings("ignore", module="lightning")
+        warnings.filterwarnings("ignore", module="torch")
+        for logger in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
+    t = time.time()
+    run = Path(run_dir)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    if not (run / FINAL).exists():
+        train(name, paths, cfg, run, resume=(run / "checkpoints" / LAST).exists())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_final(run).to(device)
+    # the clean test set is single-channel: only the single-channel and video models read it (Table I)
+    preds = predict_rooms(model, name, paths, clean=get_spec(name).num_mics <= 1, device=device,
+                          batch_size=cfg.batch_size, autocast="bf16" if device == "cuda" else None)
+    accs = {}
+    for condition, pred in preds.items():
+        save_predictions(pred, pred_dir, model=name)
+        accs[condition] = round(pred.accuracy, 2)
+    return {"seconds": round(time.time() - t, 1), "test_accuracy": accs}
+
+
 def run_grid(
     data_root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -91,38 +136,73 @@ def run_grid(
     audio_weights: str | None = None,
     video_weights: str | None = None,
     progress: bool = True,
+    jobs: int | None = None,
+    recipe: dict[str, dict[str, Any]] | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate the Table II grid on ``data_root``; returns per-model timings and accuracies."""
+    """Train and evaluate the Table II grid on ``data_root``; returns per-model timings and accuracies.
+
+    ``recipe`` overrides quick settings per kind of model (``{"audio": {"max_epochs": 12}}``, on top of
+    :data:`merlib.training.QUICK_GRID`; the tests train a shorter grid this way). ``cache_dir``: where the
+    reverberant corpus and frame cache live (default :func:`merlib.config.default_cache_dir`).
+
+    Quick mode (:meth:`merlib.training.TrainConfig.quick_for`) trains ``jobs`` models at a time (default: one
+    per CPU core, each on one thread) and starts every multimodal model from its unimodal twins
+    (:data:`MER_INIT`), so those train first. The paper-size grid trains one model at a time with the
+    reference recipe from the given pretrained encoders. Finished models are reused; interrupted ones resume.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
     from .datasets import prepare_corpora
-    from .evaluation import evaluate_predictions_dir, predict_rooms, save_predictions
+    from .evaluation import evaluate_predictions_dir
     from .models.mer import TABLE_II_ORDER, get_spec
-    from .training import FINAL, LAST, TrainConfig, load_final, train
+    from .training import TrainConfig
 
     out = Path(out_dir)
-    weights = dict(seed=seed, progress=progress, audio_weights=audio_weights, video_weights=video_weights)
-    # quick grid: 3 epochs per model keeps nine trainings plus all notebooks within 20 min on 2 cores
-    cfg = TrainConfig.quick(max_epochs=3, patience=2, top_k=2, **weights) if quick else TrainConfig.paper(**weights)
-    paths = prepare_corpora(data_root, seed=seed, frame_settings=cfg.frame_settings(), ace_root=ace_root,
-                            progress=progress)
+    weights = dict(seed=seed, audio_weights=audio_weights, video_weights=video_weights)
+    names = list(models or TABLE_II_ORDER)
+
+    def config(name: str) -> TrainConfig:
+        if not quick:
+            return TrainConfig.paper(progress=progress, **weights)
+        init = {}
+        if name in MER_INIT:  # the paper's MER starts from pretrained encoders; quick MER from the grid's own
+            init = {"init_audio": str(out / "runs" / MER_INIT[name]), "init_video": str(out / "runs" / "video")}
+        return TrainConfig.quick_for(name, progress=False, **weights, **init,
+                                     **(recipe or {}).get(get_spec(name).kind, {}))
+
+    paths = prepare_corpora(data_root, seed=seed, frame_settings=config("video").frame_settings(),
+                            ace_root=ace_root, cache_dir=cache_dir, progress=progress)
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    needs = {n: ({MER_INIT[n], "video"} & set(names)) if quick and n in MER_INIT else set() for n in names}
+    jobs = max(1, jobs or (os.cpu_count() or 1)) if quick else 1
     report: dict[str, Any] = {}
-    for name in models or list(TABLE_II_ORDER):
-        t = time.time()
-        run_dir = out / "runs" / name
-        if not (run_dir / FINAL).exists():
-            print(f"training {name} …", flush=True)
-            train(name, paths, cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).exists())
-        model = load_final(run_dir).to(device)
-        # the clean test set is single-channel: only the single-channel and video models read it (Table I)
-        preds = predict_rooms(model, name, paths, clean=get_spec(name).num_mics <= 1, device=device,
-                              batch_size=cfg.batch_size, autocast="bf16" if device == "cuda" else None)
-        accs = {}
-        for condition, pred in preds.items():
-            save_predictions(pred, pred_dir, model=name)
-            accs[condition] = round(pred.accuracy, 2)
-        report[name] = {"seconds": round(time.time() - t, 1), "test_accuracy": accs}
+    done: set[str] = set()
+    # longest first (3-microphone audio), the cheap video model early since every MER model waits for it
+    pending = sorted(names, key=lambda n: GRID_PRIORITY.index(n) if n in GRID_PRIORITY else len(GRID_PRIORITY))
+    running: dict[Any, str] = {}
+    # spawn: a fresh interpreter per worker (no forked torch/OpenMP state)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        while pending or running:
+            for name in [n for n in pending if needs[n] <= done]:
+                if len(running) >= jobs:
+                    break
+                pending.remove(name)
+                print(f"training {name} …", flush=True)
+                fut = pool.submit(_grid_job, name, paths, config(name), str(out / "runs" / name), str(pred_dir),
+                                  quick)
+                running[fut] = name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                name = running.pop(fut)
+                report[name] = fut.result()
+                done.add(name)
+                accs = report[name]["test_accuracy"]
+                shown = ", ".join(f"{k} {v:.1f}" for k, v in list(accs.items())[:3])
+                print(f"  {name}: {report[name]['seconds']:.0f} s; test accuracy % {shown} …", flush=True)
+    report = {n: report[n] for n in names}
     evaluate_predictions_dir(pred_dir, out / "tables")
     return report
 

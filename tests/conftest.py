@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def quick_corpus() -> Path:
-    """The quick synthetic RAVDESS (8 actors × 16 clips, 320×180), built once per session."""
+    """The quick synthetic RAVDESS (16 actors × 16 clips, 320×180), built once per session."""
     from merlib.data.synthetic import ensure_corpus
 
     return ensure_corpus("quick", seed=0, progress=False)
@@ -46,3 +46,22 @@ def quick_scan(quick_corpus):
     from merlib.data.ravdess import scan
 
     return scan(quick_corpus)
+
+
+#: The models the session's short grid trains: what notebooks 06 and 07 analyse (the single-channel and both
+#: 3-microphone audio models, the video model, MER Sum PE started from its unimodal twins).
+GRID_MODELS = ["video", "audio_rev_sc", "audio_avg_mel", "audio_sum_pe", "mer_sum_pe"]
+#: Shorter than `merlib reproduce`'s quick recipe (half the audio epochs) to keep `make test` within budget;
+#: the accuracy floors the tests set hold for it.
+GRID_RECIPE = {"audio": {"max_epochs": 12}, "video": {"max_epochs": 36}, "mer": {"max_epochs": 6}}
+
+
+@pytest.fixture(scope="session")
+def quick_grid(quick_corpus, tmp_path_factory):
+    """A short quick grid trained once per session through `merlib.reproduce.run_grid` (two models at a time):
+    ``(out_dir, report)`` with ``out_dir/runs/<model>`` and ``out_dir/predictions``."""
+    from merlib.reproduce import run_grid
+
+    out = tmp_path_factory.mktemp("grid")
+    report = run_grid(quick_corpus, out, quick=True, seed=0, models=GRID_MODELS, recipe=GRID_RECIPE, progress=False)
+    return out, report

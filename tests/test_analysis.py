@@ -89,8 +89,8 @@ def test_collect_embeddings_of_the_fused_model():
     assert list(emb.features) == ["audio_input", "video_input", "inputs", "audio", "video", "fused", "logits"]
     shapes = {k: v.shape for k, v in emb.features.items()}
     assert shapes["audio_input"] == (6, 401 * 64) and shapes["video_input"] == (6, 3 * 4 * 8 * 8)
-    assert shapes["audio"] == (6, 192) and shapes["video"] == (6, 768) and shapes["fused"] == (6, 960)
-    assert np.allclose(emb.features["fused"][:, :768], emb.features["video"])  # video first, as MER concatenates
+    assert shapes["audio"] == (6, 192) and shapes["video"] == (6, 192) and shapes["fused"] == (6, 384)
+    assert np.allclose(emb.features["fused"][:, :192], emb.features["video"])  # video first, as MER concatenates
     assert emb.labels.tolist() == [0, 1, 2, 3, 4, 5] and emb.clip_ids.tolist()[3] == "c10"
     # the embeddings are the model's: its logits from the fused vector
     with torch.no_grad():

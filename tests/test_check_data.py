@@ -155,7 +155,7 @@ def test_synthetic_corpus_is_checked_against_its_own_settings(media, tmp_path):
     _write_ravdess(tmp_path, media, corpus_items(spec))
     (tmp_path / "merlib_synth.json").write_text(json.dumps({"spec": spec.to_dict(), "complete": True}))
     report = check_data(tmp_path)
-    assert report.ok and report.ravdess.actors == list(range(1, 9))
+    assert report.ok and report.ravdess.actors == list(range(1, 17))
     assert report.ravdess.expected_per_actor[1] == 16
     assert "synthetic corpus (quick" in report.summary()
     assert not check_data(tmp_path, actors="1").ok  # against real RAVDESS: 16 of 60

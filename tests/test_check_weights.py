@@ -76,7 +76,7 @@ def test_authors_audio_video_and_multimodal_checkpoints(files):
     audio = identify_checkpoint(files["ref_audio"])
     assert (audio.kind, audio.num_classes, audio.size) == ("reference_audio", 8, "quick")
     assert not _ok(audio, AUDIO).missing
-    assert "16 kHz bank with fmax 14000" in audio.filterbank
+    assert "16 kHz bank with fmax 8000" in audio.filterbank  # a from-scratch model's front end
 
     video = identify_checkpoint(files["ref_video"])
     assert (video.kind, video.num_classes, video.size) == ("reference_video", 8, None)

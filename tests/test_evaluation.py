@@ -468,3 +468,86 @@ def test_predict_rooms_runs_the_video_model_once(quick_corpus):
     np.testing.assert_allclose(ev.predict_rooms(audio, "audio_rev_sc", paths)["Lobby"].logits, direct.logits, atol=1e-6)
     with pytest.raises(ValueError, match="clean test set has one"):
         ev.predict_rooms(build_model("audio_sum_pe", "quick"), "audio_sum_pe", paths, clean=True)
+
+
+# ------------------------------------------------------------------------------------------ paired differences
+
+
+def _preds(correct: np.ndarray, actors: np.ndarray | None = None, order: np.ndarray | None = None,
+           condition: str = "matched") -> "Predictions":
+    """Predictions right exactly where ``correct`` is True (labels cycle through the 8 classes)."""
+    from merlib.evaluation import Predictions
+
+    n = len(correct)
+    labels = np.arange(n) % 8
+    predicted = np.where(correct, labels, (labels + 1) % 8)
+    logits = np.eye(8, dtype=np.float32)[predicted]
+    actors = np.repeat([1, 2, 3], n // 3) if actors is None else actors
+    ids = np.array([f"clip{i:03d}" for i in range(n)])
+    order = np.arange(n) if order is None else order
+    return Predictions(logits[order], labels[order], actors[order], ids[order], np.full(n, condition))
+
+
+def test_paired_difference_of_a_model_with_itself_is_zero():
+    from merlib.evaluation import paired_difference
+
+    rng = np.random.default_rng(0)
+    a = _preds(rng.random(48) < 0.5)
+    d = paired_difference(a, a)
+    assert (d.difference, d.low, d.high, d.n) == (0.0, 0.0, 0.0, 48)
+    assert d.p_not_better == 1.0 and d.verdict == "inconclusive"
+
+
+def test_paired_interval_sees_what_overlapping_intervals_hide():
+    """B is A with 4 more of 48 clips right (errors otherwise shared): the separate 75 % intervals overlap, but
+    every resampled test set scores B at least as well, so the paired interval lies above zero."""
+    from merlib.evaluation import accuracy_ci, paired_difference
+
+    rng = np.random.default_rng(1)
+    a_right = rng.random(48) < 0.45
+    b_right = a_right.copy()
+    b_right[np.flatnonzero(~a_right)[:4]] = True
+    a, b = _preds(a_right), _preds(b_right)
+    ci_a, ci_b = accuracy_ci(a.predicted, a.labels), accuracy_ci(b.predicted, b.labels)
+    assert ci_b.low < ci_a.high  # the usual reading would call it a tie
+    d = paired_difference(b, a)
+    assert d.difference == pytest.approx(100 * 4 / 48)
+    assert 0 < d.low <= d.difference <= d.high and d.verdict == "for" and d.p_not_better < 0.05
+    per_actor = paired_difference(b, a, by="actor")
+    assert per_actor.difference == d.difference and per_actor.high - per_actor.low >= d.high - d.low - 1e-9
+    assert paired_difference(a, b).verdict == "against"
+
+
+def test_paired_difference_matches_clips_by_id_and_refuses_other_clips():
+    from merlib.evaluation import paired_difference
+
+    rng = np.random.default_rng(2)
+    right = rng.random(48) < 0.5
+    a = _preds(right)
+    shuffled = _preds(rng.random(48) < 0.5, order=rng.permutation(48))
+    same_order = shuffled.subset(np.argsort(shuffled.clip_ids))
+    assert paired_difference(a, shuffled) == paired_difference(a, same_order)
+    with pytest.raises(ValueError, match="same clips"):
+        paired_difference(a, a.subset(np.arange(40)))
+
+
+def test_claims_table_rows_and_the_better_part():
+    from merlib.evaluation import claims_table
+
+    rng = np.random.default_rng(3)
+    base = rng.random(48) < 0.3
+    def better(p):  # base plus more right clips
+        r = base.copy()
+        r[np.flatnonzero(~base)[: int(p * 48)]] = True
+        return r
+    preds = {"audio_rev_sc": _preds(base), "audio_sum_pe": _preds(better(0.15)), "video": _preds(better(0.25)),
+             "mer_sum_pe": _preds(better(0.4))}
+    rooms = {m: {"matched": p, "Lecture 1": _preds(np.array(p.predicted == p.labels), condition="Lecture 1")}
+             for m, p in preds.items()}
+    table = claims_table(rooms)
+    assert list(table.condition.unique()) == ["Lecture 1", "matched"]  # the paper's rooms first
+    row = table[(table.claim == "fusion") & (table.condition == "matched")].iloc[0]
+    assert row.model == "mer_sum_pe" and row.baseline == "video"  # video is the better part here
+    assert row.difference == pytest.approx(100 * (int(0.4 * 48) - int(0.25 * 48)) / 48)
+    mic = table[(table.claim == "multi-microphone") & (table.condition == "matched")]
+    assert list(mic.model) == ["audio_sum_pe"] and mic.iloc[0].verdict == "for"

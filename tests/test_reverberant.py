@@ -30,16 +30,16 @@ def test_manifest_has_every_condition_with_the_right_files(small_build, quick_co
     rows = read_manifest(small_build)
     header = (small_build / "manifest.csv").read_text().splitlines()[0].split(",")
     assert header == MANIFEST_COLUMNS
-    split = actor_split(range(1, 9), seed=0)
+    split = actor_split(range(1, 17), seed=0)
     by_cond: dict[str, list] = {}
     for row in rows:
         by_cond.setdefault(row["condition"], []).append(row)
         assert row["split"] == split.of(int(row["actor"]))
-    assert set(by_cond) == {"clean", "reverberant", *TEST_ROOM_NAMES}
-    assert len(by_cond["clean"]) == 16
+    assert set(by_cond) == {"clean", "reverberant", "matched", *TEST_ROOM_NAMES}
+    assert len(by_cond["clean"]) == 32  # 2 clips of each of the 16 actors
     assert {r["split"] for r in by_cond["reverberant"]} == {"train", "val"}
     for room in TEST_ROOM_NAMES:
-        assert {r["split"] for r in by_cond[room]} == {"test"} and len(by_cond[room]) == 2
+        assert {r["split"] for r in by_cond[room]} == {"test"} and len(by_cond[room]) == 6  # 3 test actors
         assert {r["rir_source"] for r in by_cond[room]} == {"simulated ACE-like"}
     clean_by_id = {r["clip_id"]: r for r in by_cond["clean"]}
     for row in rows[::5]:
@@ -47,7 +47,9 @@ def test_manifest_has_every_condition_with_the_right_files(small_build, quick_co
         assert info.samplerate == 16000 and info.subtype == "PCM_24" and info.format == "FLAC"
         assert info.channels == (1 if row["condition"] == "clean" else 3)
         assert info.frames == sf.info(clean_by_id[row["clip_id"]]["path"]).frames  # full clip length
-    for row in by_cond["reverberant"]:
+    assert {r["split"] for r in by_cond["matched"]} == {"test"} and len(by_cond["matched"]) == 6
+    assert {r["rir_source"] for r in by_cond["matched"]} == {"simulated paper scene"}
+    for row in by_cond["reverberant"] + by_cond["matched"]:
         t60, measured = float(row["t60_target"]), float(row["t60_measured"])
         assert 0.5 <= t60 <= 0.85 and 0.8 < measured / t60 < 1.2
         assert 0.2 <= float(row["distance"]) <= float(row["critical_distance"])

@@ -18,13 +18,13 @@ from merlib.data.synthetic.corpus import MARKER, paths_for
 
 def test_quick_corpus_layout_names_and_counts(quick_scan):
     clips = quick_scan.complete()
-    assert len(clips) == 128 and not quick_scan.missing_partner and not quick_scan.skipped
-    assert quick_scan.actors == list(range(1, 9))
+    assert len(clips) == 256 and not quick_scan.missing_partner and not quick_scan.skipped
+    assert quick_scan.actors == list(range(1, 17))
     per_actor = Counter(c.meta.actor for c in clips)
     assert set(per_actor.values()) == {16}
     per_emotion = Counter(c.meta.emotion for c in clips)
-    assert per_emotion == {e: 16 for e in EMOTIONS}
-    sets = {a: sorted(c.clip_id[:-3] for c in clips if c.meta.actor == a) for a in range(1, 9)}
+    assert per_emotion == {e: 32 for e in EMOTIONS}
+    sets = {a: sorted(c.clip_id[:-3] for c in clips if c.meta.actor == a) for a in range(1, 17)}
     assert all(s == sets[1] for s in sets.values())  # every actor has the same clip set
     for c in clips:
         assert c.audio_path.parent.name == f"Actor_{c.meta.actor:02d}"
@@ -58,7 +58,7 @@ def test_quick_corpus_formats_decode_back(quick_scan):
 
 def test_marker_records_spec_and_other_settings_are_refused(quick_corpus, tmp_path):
     info = json.loads((quick_corpus / MARKER).read_text())
-    assert info["complete"] and info["spec"]["seed"] == 0 and info["n_clips"] == 128
+    assert info["complete"] and info["spec"]["seed"] == 0 and info["n_clips"] == 256 and info["actors"] == list(range(1, 17))
     with pytest.raises(ValueError, match="already holds a synthetic corpus"):
         generate_corpus(quick_corpus, CorpusSpec.preset("quick", seed=1), progress=False)
     (tmp_path / "notes.txt").write_text("mine")

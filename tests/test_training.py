@@ -394,7 +394,7 @@ def small_corpora(quick_corpus, tmp_path_factory):
                                    progress=False, max_clips_per_actor=2)
     ids = {r["clip_id"] for r in read_manifest(rev)}
     clips = [c for c in scan(quick_corpus).complete() if c.clip_id in ids]
-    frames = build_frame_cache(clips, root / "frames", FrameSettings.quick(), workers=2, progress=False)
+    frames = build_frame_cache(clips, root / "frames", TrainConfig.quick().frame_settings(), workers=2, progress=False)
     return CorpusPaths(rev, frames)
 
 
@@ -413,7 +413,8 @@ def test_dataset_items(small_corpora):
     n = min(len(audio), 64000)
     assert sr == 16000 and torch.allclose(train_item["waveform"][:, :n], torch.from_numpy(audio[:n].T))
     assert torch.all(train_item["waveform"][:, n:] == 0)  # zero-padded at the end
-    assert dm.test_conditions() == ["Lecture 1", "Lecture 2", "Lobby", "Meeting 1", "Meeting 2", "Office 1", "Office 2"]
+    assert dm.test_conditions() == ["matched", "Lecture 1", "Lecture 2", "Lobby", "Meeting 1", "Meeting 2", "Office 1",
+                                    "Office 2"]
     test_item = dm.dataset("test", "Lobby")[0]
     assert test_item["video"].shape == (3, 4, 64, 64) and test_item["condition"] == "Lobby"  # no crop at test
 
@@ -443,12 +444,12 @@ def test_loaders_with_workers_and_a_short_real_run(small_corpora, tmp_path: Path
     batch = next(iter(dm.train_dataloader()))
     assert batch["waveform"].shape == (4, 3, 64000) and batch["video"].shape == (4, 3, 4, 51, 51)
     assert batch["label"].dtype == torch.long and len(batch["clip_id"]) == 4
-    assert len(dm.test_dataloader()) == 7
+    assert len(dm.test_dataloader()) == 8  # matched + the seven rooms
     result = train("mer_sum_pe", small_corpora, quiet(max_epochs=1, top_k=1, limit_train_batches=2), tmp_path)
     assert result.epochs == 1 and result.summary["n_checkpoints_averaged"] == 1
     import json
 
     data = json.loads((tmp_path / "config.json").read_text())["data"]
-    assert data["n_train"] == 12 and data["n_val"] == 2 and data["frames"] == str(small_corpora.frames)
-    with pytest.raises(ValueError, match="holds 4 frames of 64² but the run asks for 8 of 224²"):
+    assert data["n_train"] == 22 and data["n_val"] == 4 and data["frames"] == str(small_corpora.frames)
+    with pytest.raises(ValueError, match="'n_frames': 4, 'size': 64.* but the run asks for .*'n_frames': 8, 'size': 224"):
         train("mer_sum_pe", small_corpora, quiet(n_frames=8, frame_size=224), tmp_path / "other")

@@ -22,7 +22,7 @@ the ACE tree and hidden folders are left out):
 
 The expected set is RAVDESS's 24 actors × 60 clips (``actors`` narrows it, e.g. after
 ``merlib fetch ravdess --video --actors 1-3``). **Decision:** a folder holding ``merlib_synth.json`` is
-merlib's synthetic corpus; it is checked against its own settings (the quick one has 8 actors × 16 clips)
+merlib's synthetic corpus; it is checked against its own settings (the quick one has 16 actors × 16 clips)
 and the report says so, so ``check-data`` passes on a complete synthetic corpus too.
 
 ACE (found by :func:`merlib.data.ace.mobile_dir`): the 7 rooms × 2 positions of

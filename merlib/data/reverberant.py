@@ -10,6 +10,9 @@ per microphone, the clip's full length) and a ``manifest.csv`` that training and
   (:func:`merlib.acoustics.sample_paper_scene`) plus AR(1) noise at 20 dB SNR;
 - one condition per test room (``Lecture 1`` …): each test clip convolved with that room's measured ACE
   RIRs when an ACE root is given, else with the simulated ACE-like stand-ins, plus noise — seven test sets;
+- ``matched``: each test clip in its own fresh simulated paper scene, drawn exactly like the training rooms
+  (a test condition beyond the paper's: the training distribution on held-out actors, so the gap between it
+  and the seven rooms measures what unfamiliar rooms and distances cost);
 - ``clean``: single-channel 16 kHz copies of every clip, for the clean-trained models and Table I.
 
 Alignment follows :func:`merlib.acoustics.reverberate`: the output keeps the clean clip's length and
@@ -60,11 +63,17 @@ class ReverbConfig:
     ace_root: str | None = None        # measured ACE RIRs; None → simulated ACE-like stand-ins
     ace_position: int = 1              # 1 = near (the paper's), 2 = far
     include_clean: bool = True
+    include_matched: bool = True      # the test clips also in fresh paper-protocol rooms (condition "matched")
     splits: dict[str, list[int]] = field(default_factory=dict)  # filled from the actor split
 
     def digest(self, source: str) -> str:
         payload = json.dumps({"config": asdict(self), "source": source}, sort_keys=True)
         return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+#: The test condition drawn like the training rooms: each test clip in its own freshly sampled paper-protocol
+#: room. Against it, the seven test rooms show what rooms unlike the training ones cost.
+MATCHED = "matched"
 
 
 def _clip_seed(seed: int, clip_id: str, condition: str) -> int:
@@ -124,7 +133,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     if job.condition == "clean":
         audio, acoustics = clean[None, :], {}
-    elif job.condition == "reverberant":
+    elif job.condition in ("reverberant", MATCHED):
         scene = sample_paper_scene(rng)
         rirs = simulate_scene(scene, backend=cfg.backend, generator=torch.Generator().manual_seed(seed)).numpy()
         audio = reverberate(clean, rirs, snr_db=cfg.snr_db, rng=rng)
@@ -162,6 +171,8 @@ def plan_jobs(clips: Sequence[Clip], split: Split, cfg: ReverbConfig, out_dir: P
         part = split.of(clip.meta.actor)
         actor_dir = out_dir / f"Actor_{clip.meta.actor:02d}"
         conditions = ["reverberant"] if part in ("train", "val") else list(TEST_ROOM_NAMES)
+        if part == "test" and cfg.include_matched:
+            conditions = [MATCHED] + conditions
         if cfg.include_clean:
             conditions = ["clean"] + conditions
         for cond in conditions:

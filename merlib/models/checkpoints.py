@@ -768,9 +768,13 @@ def _load_attempts(kind: str, state: Mapping[str, torch.Tensor], info: Checkpoin
             trunk = dict(state)
         whole = (dict(state) if kind in ("reference_video", "merlib_video")
                  else {"encoder." + k: v for k, v in trunk.items()})
-        attempts.append(_try(("video",), "whole model" if kind in ("reference_video", "merlib_video") else
-                             "encoder; classifier head not in this file", model("video"), whole))
-        quick_mer = lambda: build_model(_MER_SPECS[0], "quick", num_classes=classes).video  # noqa: E731
+        # R(2+1)D-18's stem starts with 45 channels; merlib's quick video network with fewer
+        stem = next((v for k, v in state.items() if k.endswith("stem.0.weight")), None)
+        video_size = "quick" if stem is not None and stem.shape[0] != 45 else "paper"
+        attempts.append(_try(("video",), ("whole model" if kind in ("reference_video", "merlib_video") else
+                                          "encoder; classifier head not in this file") + f", {video_size} size",
+                             lambda: build_model("video", video_size, num_classes=classes), whole))
+        branch = lambda: build_model(_MER_SPECS[0], video_size, num_classes=classes).video  # noqa: E731
         attempts.append(_try(_MER_SPECS, "video branch; audio branch and fusion head not in this file",
-                             quick_mer, trunk))
+                             branch, trunk))
     return attempts

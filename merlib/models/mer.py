@@ -50,6 +50,7 @@ __all__ = [
     "forward_logits",
     "embeddings",
     "audio_branch",
+    "init_branches",
     "count_parameters",
 ]
 
@@ -156,6 +157,11 @@ class ModelSpec:
     def uses_video(self) -> bool:
         return "video" in self.inputs
 
+    @property
+    def kind(self) -> str:
+        """``"audio"``, ``"video"`` or ``"mer"`` (both inputs)."""
+        return "mer" if self.uses_audio and self.uses_video else "video" if self.uses_video else "audio"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["inputs"] = list(self.inputs)
@@ -209,15 +215,17 @@ def build_model(
     Args:
         name: ``"video"``, ``"audio_clean_sc"``, ``"audio_rev_sc"``, ``"audio_avg_mel"``, ``"audio_sum_pe"``,
             ``"mer_clean_sc"``, ``"mer_rev_sc"``, ``"mer_avg_mel"`` or ``"mer_sum_pe"``.
-        size: ``"paper"`` (HTS-AT 96-2-2-6-2) or ``"quick"`` (:meth:`HTSATConfig.quick`); the video encoder is
-            R(2+1)D-18 at both sizes (quick mode feeds it smaller frames instead).
+        size: ``"paper"`` (HTS-AT 96-2-2-6-2, R(2+1)D-18) or ``"quick"`` (:meth:`HTSATConfig.quick` and the
+            narrow :class:`~merlib.models.video.QuickR2Plus1D`, both trained from scratch).
         num_classes: K.
         audio_weights: an HTS-AT checkpoint to fine-tune from (e.g. ``HTSAT_AudioSet_Saved_1.ckpt``), loaded
             into the audio branch by :func:`~merlib.models.checkpoints.load_reference_checkpoint` (its
             527-class head is skipped). Ignored, with an error, for the video model.
         video_weights: ``"kinetics400"`` or a path of R(2+1)D-18 weights (see :class:`VideoEncoder`).
             An error for the audio-only models.
-        audio_config: overrides the HTS-AT architecture chosen by ``size``.
+        audio_config: overrides the HTS-AT architecture chosen by ``size``. Without it and without
+            ``audio_weights`` the audio branch gets :meth:`HTSATConfig.from_scratch`'s front end (fmax 8 kHz,
+            cumulative ``bn0``): a model trained from scratch must not see the reference's empty mel bands.
 
     Returns:
         :class:`~merlib.models.htsat.HTSAT` (audio models), :class:`~merlib.models.video.VideoClassifier`
@@ -230,16 +238,65 @@ def build_model(
         raise ValueError(f"model {spec.name!r} has no audio branch; do not pass audio_weights")
     if video_weights is not None and not spec.uses_video:
         raise ValueError(f"model {spec.name!r} has no video branch; do not pass video_weights")
+    arch = "r2plus1d_18" if size == "paper" else "quick"
     if not spec.uses_audio:
-        return VideoClassifier(weights=video_weights, num_classes=num_classes)
+        return VideoClassifier(weights=video_weights, num_classes=num_classes, arch=arch)
     config = audio_config or (HTSATConfig.quick() if size == "quick" else HTSATConfig.paper())
+    if audio_config is None and audio_weights is None:
+        config = config.from_scratch()  # no checkpoint filterbank: no empty mel bands (HTSATConfig.from_scratch)
     audio = HTSAT(num_mics=spec.num_mics, mode=spec.mode, num_classes=num_classes, config=config)  # type: ignore[arg-type]
     report: LoadReport | None = None
     if audio_weights is not None:
         report = load_reference_checkpoint(audio, audio_weights)
-    model: nn.Module = audio if not spec.uses_video else MER(audio, VideoEncoder(weights=video_weights), num_classes)
+    model: nn.Module = audio if not spec.uses_video else MER(audio, VideoEncoder(weights=video_weights, arch=arch),
+                                                                   num_classes)
     model.audio_weights_report = report  # type: ignore[assignment]
     return model
+
+
+def _run_state(run: str | os.PathLike | Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The averaged weights of a finished merlib run (its folder or ``final.pt``), or a state dict as is."""
+    if isinstance(run, Mapping):
+        return dict(run)
+    from pathlib import Path
+
+    path = Path(run)
+    path = path / "final.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: train that model first (merlib train / merlib reproduce)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def init_branches(model: nn.Module, audio: str | os.PathLike | Mapping[str, Any] | None = None,
+                  video: str | os.PathLike | Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Start a :class:`MER` model's branches from finished unimodal runs (in place).
+
+    ``audio``: the audio-only run of the same audio configuration (an :class:`HTSAT` state dict, or its run
+    folder / ``final.pt``), loaded whole into ``model.audio``. ``video``: the video-only run
+    (:class:`VideoClassifier`), whose ``encoder.`` weights go into ``model.video``; its classifier is not used.
+    The fusion head stays freshly initialised. Raises naming the run when the shapes do not fit (e.g. a
+    single-channel run for a Sum PE model of another size). Returns the number of tensors loaded per branch.
+    """
+    if not isinstance(model, MER):
+        raise TypeError(f"init_branches takes a MER model, got {type(model).__name__}")
+    loaded = {"audio": 0, "video": 0}
+    if audio is not None:
+        state = _run_state(audio)
+        try:
+            model.audio.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"the audio run {audio} does not fit this model's audio branch: {err}") from None
+        loaded["audio"] = len(state)
+    if video is not None:
+        state = {k[len("encoder."):]: v for k, v in _run_state(video).items() if k.startswith("encoder.")}
+        if not state:
+            raise ValueError(f"{video} holds no video-only model (no 'encoder.' weights)")
+        try:
+            model.video.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"the video run {video} does not fit this model's video branch: {err}") from None
+        loaded["video"] = len(state)
+    return loaded
 
 
 def forward_logits(model: nn.Module, spec: str | ModelSpec, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

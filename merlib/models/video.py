@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import torch
@@ -48,6 +49,7 @@ __all__ = [
     "EMBEDDING_DIM",
     "VideoEncoder",
     "VideoClassifier",
+    "QuickR2Plus1D",
     "ClassificationHead",
     "kinetics400_weights_path",
     "conv_parameter_counts",
@@ -55,6 +57,9 @@ __all__ = [
 ]
 
 EMBEDDING_DIM = 768
+QUICK_EMBEDDING_DIM = 192  # the quick HTS-AT's embedding width, so the quick fusion sees two equal halves
+Arch = Literal["r2plus1d_18", "quick"]
+ARCHS: tuple[str, ...] = ("r2plus1d_18", "quick")
 _TRUNK_OUT = 512  # R(2+1)D-18's pooled feature width
 DOWNLOAD_HINT = (
     'python -c "from torchvision.models.video import r2plus1d_18, R2Plus1D_18_Weights; '
@@ -99,6 +104,46 @@ def _check_video(video: torch.Tensor, who: str) -> None:
         raise ValueError(f"{who}: frames of {video.shape[-2]}×{video.shape[-1]} are too small; R(2+1)D needs ≥ 16×16")
 
 
+class QuickR2Plus1D(nn.Module):
+    """A narrow R(2+1)D for CPU runs: R(2+1)D-18's stem and residual blocks at widths 16-32-64-128, one block
+    per stage (≈ 0.5 M parameters instead of 31.3 M).
+
+    Built from torchvision's own (2+1)D parts (``Conv2Plus1D``, ``BasicBlock``), so it computes what
+    R(2+1)D-18 computes — a 1×7×7 then 3×1×1 stem, four stages of factorised 3×3×3 residual blocks, the later
+    three halving space and time, global average pooling — with a quarter of the channels and half the depth.
+    Why: the full network has 31.3 M parameters to fit from a few hundred clips, and on two CPU cores a
+    quick run cannot afford it; this one trains in seconds per epoch and learns the synthetic faces.
+    ``forward(video (B, 3, T, H, W)) -> (B, embedding)`` through ``fc`` (set by :class:`VideoEncoder`).
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), stem_mid: int = 12) -> None:
+        super().__init__()
+        from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
+
+        w0 = widths[0]
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, stem_mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+            nn.BatchNorm3d(stem_mid), nn.ReLU(inplace=True),
+            nn.Conv3d(stem_mid, w0, (3, 1, 1), stride=1, padding=(1, 0, 0), bias=False),
+            nn.BatchNorm3d(w0), nn.ReLU(inplace=True),
+        )
+        layers, inplanes = [], w0
+        for i, planes in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or inplanes != planes:
+                down = nn.Sequential(nn.Conv3d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm3d(planes))
+            layers.append(BasicBlock(inplanes, planes, Conv2Plus1D, stride, down))
+            inplanes = planes
+        self.layers = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.out_features = inplanes
+        self.fc: nn.Module = nn.Identity()
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.avgpool(self.layers(self.stem(video))).flatten(1))
+
+
 class VideoEncoder(nn.Module):
     """R(2+1)D-18 with ``fc = Dropout(0.1) + Linear(512, 768)``: video ``(B, 3, T, H, W)`` → ``(B, 768)``.
 
@@ -106,7 +151,9 @@ class VideoEncoder(nn.Module):
         weights: ``None`` (random), ``"kinetics400"`` (torchvision's, from the local torch hub cache only) or a
             path to R(2+1)D-18 weights (see the module docstring).
         dropout: dropout before the projection (reference: 0.1).
-        embedding_dim: output width (reference: 768, the audio embedding's width).
+        embedding_dim: output width (default: 768, the paper audio embedding's width; 192 for the quick arch,
+            the quick audio embedding's).
+        arch: ``"r2plus1d_18"`` (the paper's) or ``"quick"`` (:class:`QuickR2Plus1D`, for CPU runs).
 
     Attributes:
         embedding_dim: 768 by default.
@@ -114,13 +161,24 @@ class VideoEncoder(nn.Module):
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, dropout: float = 0.1,
-                 embedding_dim: int = EMBEDDING_DIM) -> None:
+                 embedding_dim: int | None = None, arch: Arch = "r2plus1d_18") -> None:
         super().__init__()
-        from torchvision.models.video import r2plus1d_18
+        if arch not in ARCHS:
+            raise ValueError(f"VideoEncoder arch must be one of {ARCHS}, got {arch!r}")
+        if weights is not None and arch != "r2plus1d_18":
+            raise ValueError(f"VideoEncoder(arch={arch!r}) is trained from scratch; pretrained weights exist only for "
+                             "arch='r2plus1d_18'")
+        self.arch = arch
+        if arch == "r2plus1d_18":
+            from torchvision.models.video import r2plus1d_18
 
-        self.embedding_dim = int(embedding_dim)
-        self.model = r2plus1d_18(weights=None)  # never downloads; pretrained weights are loaded below
-        self.model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(_TRUNK_OUT, self.embedding_dim))
+            self.model = r2plus1d_18(weights=None)  # never downloads; pretrained weights are loaded below
+            trunk_out = _TRUNK_OUT
+        else:
+            self.model = QuickR2Plus1D()
+            trunk_out = self.model.out_features
+        self.embedding_dim = int(embedding_dim or (EMBEDDING_DIM if arch == "r2plus1d_18" else QUICK_EMBEDDING_DIM))
+        self.model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(trunk_out, self.embedding_dim))
         self.weights_report: LoadReport | None = None
         if weights is not None:
             self.weights_report = self.load_trunk(weights)
@@ -189,9 +247,10 @@ class VideoClassifier(nn.Module):
     ``video_encoder.model.…`` and ``classifier.linear1/linear2.…``.
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, num_classes: int = 8, dropout: float = 0.1) -> None:
+    def __init__(self, weights: str | os.PathLike | None = None, num_classes: int = 8, dropout: float = 0.1,
+                 arch: Arch = "r2plus1d_18") -> None:
         super().__init__()
-        self.encoder = VideoEncoder(weights, dropout=dropout)
+        self.encoder = VideoEncoder(weights, dropout=dropout, arch=arch)
         self.embedding_dim = self.encoder.embedding_dim
         self.num_classes = int(num_classes)
         self.classifier = ClassificationHead(self.embedding_dim, self.embedding_dim, self.num_classes)

@@ -38,12 +38,22 @@ MARKER = "merlib_synth.json"
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """What to generate. ``quick``: 8 actors × 16 clips at 320×180; ``full``: 24 × 60 at 640×360."""
+    """What to generate. ``quick``: 16 actors × 16 clips at 320×180; ``full``: 24 × 60 at 640×360.
+
+    The quick corpus has 16 actors so that its split (11 training, 2 validation and 3 test actors, the full
+    corpus' rule) gives 176 training clips and 48 test clips per condition: enough to learn from and to
+    measure an accuracy to within about ±7 points (75 % interval) rather than the ±14 of one test actor.
+    """
 
     size: Literal["quick", "full"] = "quick"
     seed: int = 0
     resolution: tuple[int, int] = (320, 180)  # width, height
     fps: int = 30
+    n_actors: int = 16  # actors 1…n_actors (RAVDESS has 24)
+
+    def __post_init__(self) -> None:
+        if not 2 <= int(self.n_actors) <= 24:
+            raise ValueError(f"a synthetic corpus has 2–24 actors (RAVDESS's 24), got n_actors={self.n_actors}")
 
     @classmethod
     def preset(cls, size: str = "quick", seed: int = 0, resolution: tuple[int, int] | None = None) -> "CorpusSpec":
@@ -54,11 +64,11 @@ class CorpusSpec:
         w, h = res
         if w % 2 or h % 2 or not (160 <= w <= 1280 and 90 <= h <= 720):
             raise ValueError(f"resolution {w}x{h} must be even and between 160x90 and 1280x720 (RAVDESS's own)")
-        return cls(size=size, seed=seed, resolution=(int(w), int(h)))
+        return cls(size=size, seed=seed, resolution=(int(w), int(h)), n_actors=16 if size == "quick" else 24)
 
     @property
     def actors(self) -> list[int]:
-        return list(range(1, 9)) if self.size == "quick" else list(range(1, 25))
+        return list(range(1, int(self.n_actors) + 1))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,8 +77,10 @@ class CorpusSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CorpusSpec":
-        """Inverse of :meth:`to_dict` (what ``merlib_synth.json`` stores under ``"spec"``)."""
-        return cls(**{**data, "resolution": tuple(data["resolution"])})
+        """Inverse of :meth:`to_dict` (what ``merlib_synth.json`` stores under ``"spec"``). Markers written
+        before ``n_actors`` existed describe the old layouts: 8 quick actors, 24 full."""
+        n_actors = data.get("n_actors", 8 if data.get("size") == "quick" else 24)
+        return cls(**{**data, "resolution": tuple(data["resolution"]), "n_actors": n_actors})
 
 
 def corpus_items(spec: CorpusSpec) -> list[RavdessFile]:
@@ -218,7 +230,7 @@ def ensure_corpus(
 ) -> Path:
     """Return the root of a finished synthetic corpus, generating it first if needed.
 
-    Default location: ``$MERLIB_CACHE/synthetic/<size>-seed<seed>-<W>x<H>`` (``~/.cache/merlib`` when
+    Default location: ``$MERLIB_CACHE/synthetic/<size><actors>-seed<seed>-<W>x<H>`` (``~/.cache/merlib`` when
     ``MERLIB_CACHE`` is unset), so notebooks, the CLI and the tests share one copy.
     """
     spec = CorpusSpec.preset(size, seed, resolution)
@@ -226,7 +238,7 @@ def ensure_corpus(
         from ...config import default_cache_dir
 
         w, h = spec.resolution
-        root = default_cache_dir() / "synthetic" / f"{size}-seed{seed}-{w}x{h}"
+        root = default_cache_dir() / "synthetic" / f"{size}{spec.n_actors}-seed{seed}-{w}x{h}"
     root = Path(root)
     if not is_complete(root, spec):
         generate_corpus(root, spec, workers=workers, progress=progress)
