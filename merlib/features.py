@@ -23,6 +23,12 @@ reference fine-tunes from the HTS-AT AudioSet checkpoint, that checkpoint's filt
 (513 × 64, the reference's name and layout): :func:`merlib.models.checkpoints.load_reference_checkpoint`
 can take it from a checkpoint (``filterbank="checkpoint"``, the reference's behaviour) or keep merlib's.
 ``LogMel(fmax=8000)`` gives a filterbank without empty bands for new work.
+
+The empty bands are not harmless for a model trained *from scratch*: HTS-AT's ``bn0`` normalises each band with
+batch statistics in training (a constant band becomes exactly 0) but with running statistics in evaluation, which
+after a few dozen momentum-0.1 updates are still far from −100 dB and ~0 variance — so in evaluation those 9 bands
+become values tens of standard deviations out, in a fifth of the patch tokens. Every model merlib builds without
+a checkpoint therefore uses fmax 8 kHz and a cumulative ``bn0`` (:meth:`merlib.models.htsat.HTSATConfig.from_scratch`).
 """
 
 from __future__ import annotations
