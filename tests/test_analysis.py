@@ -246,7 +246,7 @@ def test_load_eval_clips_from_a_real_build(quick_corpus):
     paths = prepare_corpora(quick_corpus, seed=0, frame_settings=FrameSettings.quick(), progress=False)
     clips = A.load_eval_clips(paths, "test")
     rows = [r for r in read_manifest(paths.reverberant) if r["split"] == "test" and r["condition"] == "clean"]
-    assert [c.clip_id for c in clips] == [r["clip_id"] for r in rows] and len(clips) == 16
+    assert [c.clip_id for c in clips] == [r["clip_id"] for r in rows] and len(clips) == 48  # 3 test actors × 16
     assert all(c.waveform.shape == (64000,) and c.video is not None and c.video.shape[0] == 3 for c in clips)
     assert {c.actor for c in clips} == {int(r["actor"]) for r in rows}
     assert len(A.load_eval_clips(paths.reverberant, "val", video=False, max_clips=3)) == 3

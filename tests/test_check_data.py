@@ -172,4 +172,4 @@ def test_deep_decoding(good, tmp_path):
 def test_the_quick_synthetic_corpus_passes(quick_corpus):
     report = check_data(quick_corpus)
     assert report.ok, report.summary()
-    assert len(report.ravdess.actors) == 8
+    assert len(report.ravdess.actors) == 16
