@@ -93,7 +93,7 @@ def _check_07(m: dict) -> None:
     assert analysed <= set(m["test_accuracy"])
     assert all(round(a * 48 / 100, 6) % 1 == 0 for rooms in m["test_accuracy"].values() for a in rooms.values())
     _held_out_floors(m["test_accuracy"], m["top_class_share"], analysed)
-    assert m["mer_focus_confusion_row_sums"] == [100.0] * 8
+    assert m["mer_focus_confusion_row_sums"] == pytest.approx([100.0] * 8)
     assert len(m["robustness"]) == 4 * (4 + 3) and all(r["low"] <= r["accuracy"] <= r["high"] for r in m["robustness"])
     assert m["lab_updates"] == 4 and m["lab_audio_bytes"] > 100_000
     assert all(abs(s - 1) < 1e-5 for when in m["lab_probability_sums"].values() for s in when.values())

@@ -174,7 +174,7 @@ def test_weight_average_of_three_checkpoints_by_hand(tmp_path: Path):
 def toy_run(tmp_path_factory):
     """A 4-epoch run of the quick Rev-SC HTS-AT on toy data (top 3 averaged)."""
     out = tmp_path_factory.mktemp("run")
-    result = train("audio_rev_sc", ToyData(n_train=8), quiet(max_epochs=4, patience=10), out)
+    result = train("audio_rev_sc", ToyData(n_train=8), quiet(max_epochs=4, patience=10, schedule="reference"), out)
     return out, result
 
 
