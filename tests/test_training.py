@@ -348,7 +348,8 @@ def test_two_cpu_processes_with_gloo(tmp_path: Path):
     script = _script(tmp_path, """
         result = train("mer_rev_sc", ToyData(n_train=8, n_val=4, batch_size=2, video=True),
                        quiet(max_epochs=2, top_k=2, batch_size=4), sys.argv[1], callbacks=[Dump()])
-        print("world", result.summary["world_size"], "rank", os.environ["RANK"])
+        # one string, flushed at once: the two ranks share the pipe (print("world", n, …) wrote word by word)
+        print(f"world {result.summary['world_size']} rank {os.environ['RANK']}", flush=True)
     """)
     torchrun = Path(PYTHON).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(out)]
