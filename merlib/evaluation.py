@@ -420,6 +420,12 @@ class Predictions:
         return 100.0 * float(np.mean(self.predicted == self.labels)) if len(self) else math.nan
 
     @property
+    def top_class_share(self) -> float:
+        """The share (0–1) of clips given the most frequently predicted class: near 1 for a model that answers
+        one class whatever it hears, 1/K for one whose predictions are spread like balanced labels."""
+        return float(np.bincount(self.predicted).max() / len(self)) if len(self) else math.nan
+
+    @property
     def condition(self) -> str:
         """The single condition of these clips; ``ValueError`` if they mix several (use :meth:`by_condition`)."""
         names = np.unique(self.conditions)

@@ -552,3 +552,14 @@ def test_claims_table_rows_and_the_better_part():
     assert row.difference == pytest.approx(100 * (int(0.4 * 48) - int(0.25 * 48)) / 48)
     mic = table[(table.claim == "multi-microphone") & (table.condition == "matched")]
     assert list(mic.model) == ["audio_sum_pe"] and mic.iloc[0].verdict == "for"
+
+
+def test_top_class_share():
+    one_class = _preds(np.zeros(48, dtype=bool))  # every clip predicted as (label + 1) % 8: spread evenly
+    assert one_class.top_class_share == pytest.approx(1 / 8)
+    from merlib.evaluation import Predictions
+
+    logits = np.zeros((10, 8), dtype=np.float32)
+    logits[:, 3] = 1  # always "sad"
+    p = Predictions(logits, np.arange(10) % 8, np.ones(10), [f"c{i}" for i in range(10)], ["x"] * 10)
+    assert p.top_class_share == 1.0

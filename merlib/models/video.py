@@ -106,7 +106,7 @@ def _check_video(video: torch.Tensor, who: str) -> None:
 
 class QuickR2Plus1D(nn.Module):
     """A narrow R(2+1)D for CPU runs: R(2+1)D-18's stem and residual blocks at widths 16-32-64-128, one block
-    per stage (≈ 0.5 M parameters instead of 31.3 M).
+    per stage (783,300 parameters instead of 31.3 M; 808,068 with the 192-d projection).
 
     Built from torchvision's own (2+1)D parts (``Conv2Plus1D``, ``BasicBlock``), so it computes what
     R(2+1)D-18 computes — a 1×7×7 then 3×1×1 stem, four stages of factorised 3×3×3 residual blocks, the later
