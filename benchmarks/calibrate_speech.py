@@ -1,7 +1,7 @@
 """Calibrate the synthetic speech: how learnable are emotion and sentence from pooled log-mel statistics?
 
 Builds clips straight from :func:`merlib.data.synthetic.speech.synthesize_speech` at 16 kHz for actors
-1-8, pools a 64-bin log-mel (the SPEC §4 front end, fmax 8 kHz, first 4 s) into per-bin statistics over
+1-8, pools a 64-bin log-mel (the docs/design.md §4 front end, fmax 8 kHz, first 4 s) into per-bin statistics over
 time (mean and std; optionally |delta| or max), standardises and fits a logistic regression,
 leave-one-actor-out. Prints emotion and sentence accuracy for the quick subset (16 clips per actor, as
 the quick corpus) and all 60 clips per actor. The knob is ``_EXPRESSION_GAIN`` in the speech module.
@@ -51,7 +51,7 @@ _MEL = None
 
 
 def logmel(x: np.ndarray) -> np.ndarray:
-    """(64, frames) log-mel of the first 4 s (zero-padded), SPEC §4 settings with fmax 8 kHz."""
+    """(64, frames) log-mel of the first 4 s (zero-padded), docs/design.md §4 settings with fmax 8 kHz."""
     global _MEL
     if _MEL is None:
         _MEL = torchaudio.transforms.MelSpectrogram(

@@ -42,7 +42,7 @@ class SynthConfig:
 
 @dataclass
 class SplitConfig:
-    """Actor-independent split (SPEC §2). Explicit actor lists override the seeded default rule."""
+    """Actor-independent split (docs/design.md §2). Explicit actor lists override the seeded default rule."""
 
     train_actors: list[int] | None = None
     val_actors: list[int] | None = None

@@ -2,7 +2,7 @@
 
 Notebook: 06_fusion_training.ipynb
 
-Two prepared stores feed training (SPEC §10):
+Two prepared stores feed training (docs/design.md §10):
 
 * the reverberant corpus (:func:`merlib.data.reverberant.build_reverberant_corpus`): 16 kHz FLAC, one
   channel per microphone, and ``manifest.csv`` with one row per (clip, condition) — ``clean`` (1 channel),

@@ -2,7 +2,7 @@
 
 Notebook: 03_mel_and_specaugment.ipynb
 
-Everything here reproduces the front end of the authors' model (SPEC §4, reference-implementation §1.4)
+Everything here reproduces the front end of the authors' model (docs/design.md §4, docs/reference-model.md §1.4)
 closely enough to load their checkpoints and match their outputs:
 
 * :class:`LogMel` — 16 kHz, the first 4 s (64 000 samples, zero-padded at the end), centred STFT with a

@@ -5,7 +5,7 @@ Notebook: 06_fusion_training.ipynb
 Source: Cohen, Hazan & Gannot, "Multi-Microphone and Multi-Modal Emotion Recognition in Reverberant
 Environment", Table I (clean RAVDESS) and Table II (RAVDESS test actors convolved with the measured ACE
 "Mobile" RIRs, near position), copied verbatim from the authors' README table
-(``reference/reference-implementation.md`` §1.14). Everything here is in **percent**, as published.
+(``docs/reference-model.md`` §1.14). Everything here is in **percent**, as published.
 
 How to read these numbers:
 

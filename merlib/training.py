@@ -2,7 +2,7 @@
 
 Notebook: 06_fusion_training.ipynb
 
-The recipe (SPEC §6, ``reference-implementation.md`` §1.9), all of it in :class:`TrainConfig`:
+The recipe (docs/design.md §6, ``docs/reference-model.md`` §1.9), all of it in :class:`TrainConfig`:
 
 * cross-entropy on the logits; Adam, lr 1e-3, **no** weight decay, over the trainable parameters;
 * a per-*epoch* learning-rate multiplier (:func:`reference_lr_multiplier`): 0.02 at epoch 0, 0.05 at epoch 1,

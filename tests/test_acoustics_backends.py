@@ -61,7 +61,8 @@ def test_direct_path_delays_and_tdoas_agree_with_pyroomacoustics(seed):
 
 @pytest.mark.slow
 def test_pure_ism_decay_overshoots_in_a_flat_room():
-    """pyroomacoustics' full ISM decays slower than Sabine (rooms.md §2.2): not a T60 oracle, a sanity check."""
+    """pyroomacoustics' full ISM decays slower than Sabine (docs/room-acoustics.md §2.2): not a T60 oracle, a
+    sanity check."""
     room, t60 = [6.0, 4.0, 2.9], 0.5
     beta = beta_from_t60(room, t60)
     mics = np.array([[3.0, 2.2, 1.6], [3.045, 2.2, 1.6]])

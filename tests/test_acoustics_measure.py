@@ -1,4 +1,5 @@
-"""T20/T30 and DRR: the estimator on synthetic decays, and simulated paper scenes against theory (rooms.md §8)."""
+"""T20/T30 and DRR: the estimator on synthetic decays, and simulated paper scenes against theory
+(docs/room-acoustics.md §8)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Spatially-white AR(1) noise, exact SNR mixing and reverberation (rooms.md §6, §8)."""
+"""Spatially-white AR(1) noise, exact SNR mixing and reverberation (docs/room-acoustics.md §6, §8)."""
 
 import numpy as np
 import pytest

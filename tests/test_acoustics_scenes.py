@@ -1,4 +1,4 @@
-"""The paper's room sampler: invariants over 1000 draws (rooms.md §7, §8)."""
+"""The paper's room sampler: invariants over 1000 draws (docs/room-acoustics.md §7, §8)."""
 
 import numpy as np
 import pytest

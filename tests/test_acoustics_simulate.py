@@ -1,4 +1,5 @@
-"""merlib's image-source + diffuse-tail simulator: shapes, direct path, TDOA, determinism (rooms.md §8)."""
+"""merlib's image-source + diffuse-tail simulator: shapes, direct path, TDOA, determinism
+(docs/room-acoustics.md §8)."""
 
 import math
 import sys

@@ -1,4 +1,4 @@
-"""Sabine inversion, image counts and critical distance (oracles of rooms.md §8)."""
+"""Sabine inversion, image counts and critical distance (oracles of docs/room-acoustics.md §8)."""
 
 import math
 

@@ -1,6 +1,6 @@
 """Loading and exporting reference checkpoints (merlib.models.checkpoints), and the golden check.
 
-The golden check fills a reference-layout state dict by the recipe of ``reference/golden/README.md``
+The golden check fills a reference-layout state dict by the recipe of ``docs/reference-model.md`` §3
 (:func:`merlib.models.checkpoints.golden_fill`), loads it, and compares the outputs with those the
 authors' model computed for the same weights and inputs (``tests/data/golden_reference_outputs.npz``).
 """

@@ -329,7 +329,7 @@ def test_paper_table_is_complete_and_consistent():
     assert pr.TABLE_II["audio_clean_sc"]["Office 2"] == (47.7, 43.3, 52.2)
     assert pr.TABLE_I_CLEAN_MER.accuracy == 80.0
     assert pr.published("mer_clean_sc", "clean").accuracy == 80.0
-    # The ranges SPEC §7 quotes.
+    # The ranges docs/design.md §7 quotes.
     sum_pe = [c.accuracy for c in pr.TABLE_II["mer_sum_pe"].values()]
     assert (min(sum_pe), max(sum_pe)) == (75.5, 78.8)
 

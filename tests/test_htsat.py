@@ -25,7 +25,7 @@ def _wave(b: int, c: int, seed: int = 0) -> torch.Tensor:
 
 def test_parameter_count_of_the_paper_model():
     model = HTSAT(num_mics=3, mode="sum_pe", num_classes=8)
-    assert count_parameters(model) == 27_571_432  # SPEC §5: STFT window and filterbank are buffers
+    assert count_parameters(model) == 27_571_432  # docs/design.md §5: STFT window and filterbank are buffers
     assert count_parameters(model) + 2 * 513 * 1024 + 513 * 64 == 28_654_888  # the reference's 28.655 M
     assert count_parameters(model, trainable_only=True) == 27_571_432 - 72  # the unused 8×8 head is frozen
     trunk = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("bn0", "tscam_conv", "head")))

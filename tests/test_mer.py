@@ -51,7 +51,7 @@ def paper_sum_pe() -> MER:
 
 def test_paper_parameter_count_and_frozen_audio_head(paper_sum_pe: MER):
     model = paper_sum_pe
-    assert count_parameters(model) == 61_638_669  # SPEC §5
+    assert count_parameters(model) == 61_638_669  # docs/design.md §5
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"audio.tscam_conv.weight", "audio.tscam_conv.bias", "audio.head.weight", "audio.head.bias"}
     assert count_parameters(model, trainable_only=True) == 61_638_669 - 36_872 - 72

@@ -239,7 +239,7 @@ def _loao_accuracy(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 2])
 def test_emotion_learnable_not_trivial_and_sentence_recognisable(seed):
-    """Leave-one-actor-out logistic regression on pooled 64-bin log-mel statistics (SPEC §4 front end,
+    """Leave-one-actor-out logistic regression on pooled 64-bin log-mel statistics (docs/design.md §4 front end,
     fmax 8 kHz, first 4 s). Emotion from mean+std: between 30 % and 90 % (chance 12.5 %; measured
     0.52-0.69 for seeds 0-2). Sentence from mean+std+max: >= 90 % (measured 0.99-1.00) — the sentences
     differ mostly in the brief /s/ of "sitting", which max-pooling keeps and averaging dilutes."""

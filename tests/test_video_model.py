@@ -61,7 +61,7 @@ def test_parameter_counts_are_the_references(paper_model):
 
 @pytest.mark.slow
 def test_golden_outputs_of_the_reference(paper_model):
-    """The recipe-filled state dict of golden/README.md gives the reference's stored video-only logits."""
+    """The recipe-filled state dict of docs/reference-model.md §3 gives the reference's stored video-only logits."""
     state = golden_fill(paper_model, GOLDEN["melW_32k"], VIDEO_ONLY_KEYS)
     assert set(state) == set(VIDEO_ONLY_KEYS)
     report = load_reference_checkpoint(paper_model, {"state_dict": {"sed_model." + k: v for k, v in state.items()}})

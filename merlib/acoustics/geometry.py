@@ -3,7 +3,7 @@
 Notebook: 01_rir_simulation.ipynb
 
 The paper records its test set with the three microphones of the ACE corpus' "Mobile" phone and trains on
-simulated 3-microphone rooms, so merlib uses that phone's geometry for both (rooms.md §5.4 and §7).
+simulated 3-microphone rooms, so merlib uses that phone's geometry for both (docs/room-acoustics.md §5.4 and §7).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 
 #: ACE "Mobile" (3-mic phone) channel coordinates in metres, channel order 1, 2, 3, relative to channel 2.
 #:
-#: Provenance (rooms.md §5.4, third-party, **unverified**): taken from an open-source ACE loader; the official
-#: ACE v01 arrangement PDF gives only the device position, not the intra-device geometry. It makes
+#: Provenance (docs/room-acoustics.md §5.4, third-party, **unverified**): taken from an open-source ACE loader;
+#: the official ACE v01 arrangement PDF gives only the device position, not the intra-device geometry. It makes
 #: ch1-ch2 4.5 cm, ch2-ch3 8.93 cm and ch1-ch3 10.0 cm apart. Verify it on real data with
 #: :func:`merlib.data.ace.check_tdoa_bound` (direct-path TDOAs must respect these spacings).
 MOBILE_GEOMETRY: np.ndarray = np.array(
@@ -32,7 +32,7 @@ def centered(geometry: np.ndarray) -> np.ndarray:
     """The geometry shifted so that its centroid is at the origin.
 
     merlib measures the source-array distance to this centroid (the "array centre"), because the paper's
-    "source-microphone distance" is ambiguous for an array (rooms.md §7).
+    "source-microphone distance" is ambiguous for an array (docs/room-acoustics.md §7).
     """
     g = np.asarray(geometry, dtype=np.float64)
     return g - g.mean(axis=0, keepdims=True)

@@ -2,7 +2,7 @@
 
 Notebook: 01_rir_simulation.ipynb
 
-Following ISO 3382 (rooms.md §4): the response starts at the first sample within 20 dB of its peak; the
+Following ISO 3382 (docs/room-acoustics.md §4): the response starts at the first sample within 20 dB of its peak; the
 Schroeder backward integral gives the energy decay curve (EDC); a least-squares line fitted between −5 dB
 and −35 dB (T30) or −25 dB (T20) gives the decay rate, extrapolated to 60 dB. The DRR compares the energy
 within ±2.5 ms of the direct-path peak with everything after it.
@@ -93,7 +93,7 @@ def drr_db(h, fs: float, window_ms: float = 2.5):
     """Direct-to-reverberant ratio in dB: energy within ±``window_ms`` of the peak |h| vs all energy after it.
 
     ``h`` is (..., N); returns a float for 1-D input, else an array of shape ``h.shape[:-1]`` (for an array,
-    report channel 0 and the mean, rooms.md §4.2).
+    report channel 0 and the mean, docs/room-acoustics.md §4.2).
     """
     x = _np(h)
     w = int(round(window_ms * 1e-3 * fs))
@@ -110,7 +110,7 @@ def drr_db(h, fs: float, window_ms: float = 2.5):
 
 def truncate_at_noise_floor(h, fs: float, tail_fraction: float = 0.1, smooth_ms: float = 10.0) -> np.ndarray:
     """Cut a measured 1-D RIR where its smoothed energy envelope first falls to the noise floor (a simple
-    Lundeby-style truncation before ``measure_t60`` on recorded responses, rooms.md §4.1 step 5).
+    Lundeby-style truncation before ``measure_t60`` on recorded responses, docs/room-acoustics.md §4.1 step 5).
 
     The noise power is the mean square of the last ``tail_fraction`` of the response; the cut is the first
     sample after the peak where the ``smooth_ms`` moving-average energy reaches it. Without the cut, the

@@ -4,7 +4,7 @@ Notebook: 01_rir_simulation.ipynb
 
 The paper adds "spatially-white noise with SNR of 20 dB ... synthesized by applying an auto-regressive filter
 of order 1 to a white Gaussian noise, emphasizing lower frequencies". It does not give the AR coefficient;
-merlib's default is a = 0.9 (+25.6 dB from Nyquist to DC). Details and statistics: rooms.md §6.
+merlib's default is a = 0.9 (+25.6 dB from Nyquist to DC). Details and statistics: docs/room-acoustics.md §6.
 """
 
 from __future__ import annotations

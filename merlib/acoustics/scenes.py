@@ -2,12 +2,12 @@
 
 Notebook: 01_rir_simulation.ipynb
 
-Protocol (paper §III, rooms.md §7): L, W ~ U[3, 8] m with max/min ≤ 1.6 (rejection sampling), H = 2.9 m;
-T60 ~ U[0.5, 0.85] s; source at 1.75 m height, ≥ 0.5 m from the walls; microphones at 1.6 m; source-array
+Protocol (paper Sec. IV-A, docs/room-acoustics.md §7): L, W ~ U[3, 8] m with max/min ≤ 1.6 (rejection sampling),
+H = 2.9 m; T60 ~ U[0.5, 0.85] s; source at 1.75 m height, ≥ 0.5 m from the walls; microphones at 1.6 m; source-array
 distance ~ U[0.2, d_c] with d_c the critical distance. The array is the ACE "Mobile" phone geometry
 (:data:`merlib.acoustics.MOBILE_GEOMETRY`), centred, with a random yaw.
 
-Decisions where the paper is silent (rooms.md §9), all fields of :class:`PaperSceneConfig`:
+Decisions where the paper is silent (docs/room-acoustics.md §9), all fields of :class:`PaperSceneConfig`:
 
 - "distance" is measured from the source to the **array centre** (the centroid of the three microphones);
 - the diffuse tail starts at ``att2t(15 dB, T60)`` and the RIR lasts ``att2t(60 dB, T60) = T60``;
@@ -102,7 +102,7 @@ class Scene:
 
 @dataclass
 class PaperSceneConfig:
-    """Parameters of the paper's room sampler (defaults = the paper, plus rooms.md §9 decisions)."""
+    """Parameters of the paper's room sampler (defaults: the paper, plus docs/room-acoustics.md §9)."""
 
     length_range: tuple[float, float] = (3.0, 8.0)  # L and W, metres
     max_aspect: float = 1.6

@@ -5,7 +5,7 @@ Notebook: 01_rir_simulation.ipynb
 The paper simulated its training rooms with gpuRIR: an image-source model (ISM) up to a diffuse-onset time
 ``t_diff``, then a noise tail whose envelope decays at the room's Sabine T60. gpuRIR is CUDA-only, not on
 PyPI and AGPL, so merlib implements the same published algorithm in PyTorch from the math in
-``shared/reference/rooms.md`` §1.3/§2.1 (never from gpuRIR's source). The same code runs on CPU and GPU.
+``docs/room-acoustics.md`` §1.3 and §2.1 (never from gpuRIR's source). The same code runs on CPU and GPU.
 
 Conventions of the ``"merlib"`` backend (gpuRIR-compatible):
 
@@ -233,7 +233,7 @@ def _axis_images(n_img: int, length: float, src: torch.Tensor, rcv: torch.Tensor
     """Per-axis image offsets (R, n_img) relative to each receiver, and signed attenuations (n_img,).
 
     Grid index n -> k = n - floor(N/2), cluster q = ceil(k/2), reflection flag r = |k| mod 2;
-    image coordinate q·2L + (1 - 2r)·x_src; attenuation (-β0)^|q-r|·(-β1)^|q| (rooms.md §1.3).
+    image coordinate q·2L + (1 - 2r)·x_src; attenuation (-β0)^|q-r|·(-β1)^|q| (docs/room-acoustics.md §1.3).
     """
     dev = src.device
     k = torch.arange(n_img, device=dev, dtype=torch.int64) - n_img // 2
@@ -363,7 +363,7 @@ def _merlib_impl(room_dim, beta, src, mics, nb_img, t_max, fs, t_diff, c, genera
 
 def _diffuse_tail(h_ism, room, beta, src_r, rcv_r, n_samples, fs, c, generator, dev) -> torch.Tensor:
     """Samples n_ism .. n_samples-1: logistic noise under an envelope continuing the ISM's last-10-ms power and
-    decaying 60 dB (power) in the Sabine T60 of ``beta`` (rooms.md §1.3)."""
+    decaying 60 dB (power) in the Sabine T60 of ``beta`` (docs/room-acoustics.md §1.3)."""
     n_r, n_ism = h_ism.shape
     t60 = t60_from_beta(room, beta, c)
     decay = 0.0 if math.isinf(t60) else -math.log(1e6) / (t60 * fs)  # power decay per sample
@@ -424,7 +424,8 @@ def _simulate_pyroomacoustics(room_dim, beta, src, mics, nb_img, t_max, fs, t_di
     - Walls get energy absorption 1 − β² (β positive: pyroomacoustics does not flip signs), no air absorption,
       no ray tracing, no randomised ISM; its default 10 Hz high-pass filter stays on.
     - The reflection order covers ``t_max`` (``pyroomacoustics_max_order``); ``nb_img`` and ``t_diff`` are
-      ignored: there is no diffuse tail. Pure ISM decays slower than Sabine in flat rooms (rooms.md §2.2).
+      ignored: there is no diffuse tail. Pure ISM decays slower than Sabine in flat rooms
+      (docs/room-acoustics.md §2.2).
     - Its global delay (``frac_delay_length // 2`` = 40 samples) is removed and the response is divided by 4π,
       so the direct path peaks at round(d/c·fs) with amplitude ≈ 1/(4π·d), like the merlib backend; the
       result is cut or zero-padded to N = ceil(t_max·fs) rounded up to even.

@@ -2,7 +2,7 @@
 
 Notebook: 01_rir_simulation.ipynb
 
-All formulas follow rooms.md §1.2, §2.1 and §3. merlib uses the c-consistent Sabine constant
+All formulas follow docs/room-acoustics.md §1.2, §2.1 and §3. merlib uses the c-consistent Sabine constant
 ``24·ln(10)/c`` (0.16111 s/m at c = 343 m/s) everywhere; gpuRIR rounds it to 0.161 (0.07 % apart).
 """
 

@@ -4,15 +4,15 @@ Notebook: 01_rir_simulation.ipynb (and 02_reverberant_corpus.ipynb)
 
 The paper tests on RIRs of the ACE corpus (Eaton et al., IEEE/ACM TASLP 24(10), 2016; Zenodo record
 6257551) recorded with the 3-microphone "Mobile" phone at the near position (position 1) in seven rooms.
-merlib never ships ACE audio (its licence is CC BY or CC BY-ND, see rooms.md §5.5): download
+merlib never ships ACE audio (its licence is CC BY or CC BY-ND, see docs/room-acoustics.md §5.5): download
 ``ACE_Corpus_RIRN_Mobile.tbz2``, extract it, and pass the folder to :func:`load_ace_rirs` or
-:func:`test_room_rirs`. The expected layout (rooms.md §5.1) is::
+:func:`test_room_rirs`. The expected layout (docs/room-acoustics.md §5.1) is::
 
     <root>/Mobile/<RoomFolder>/<pos>/Mobile_<code>_<pos>_RIR.wav      pos ∈ {1, 2}, 3 channels, 48 kHz
 
 (``<root>`` may also be the ``Mobile`` folder itself or hold ``ACE_Corpus_RIRN_Mobile/Mobile``.)
 
-Without a download, :func:`test_room_rirs` returns **simulated ACE-like** stand-ins (SPEC §10), labelled so
+Without a download, :func:`test_room_rirs` returns **simulated ACE-like** stand-ins (docs/design.md §10), labelled so
 wherever they appear (``TestRoom.source`` and ``TestRoom.display_name``):
 
 - a shoebox of each room's published dimensions; Office 2 (L-shaped, a 113×79 cm notch) and the Lobby (the
@@ -51,7 +51,7 @@ ACE_SAMPLE_RATE = 48000
 MOBILE_CHANNELS = 3
 #: Height of the Mobile phone in ACE (drawings: Lin8Ch, Mobile, Crucif and EM32 at 119 cm).
 MOBILE_HEIGHT = 1.19
-#: Loudspeaker height assumed for the stand-ins (not published by ACE; SPEC §10).
+#: Loudspeaker height assumed for the stand-ins (not published by ACE; docs/design.md §10).
 SOURCE_HEIGHT = 1.5
 #: Yaw putting the phone's long axis (the 8.93 cm ch2–ch3 pair, along +y in MOBILE_GEOMETRY) along x.
 STANDIN_YAW = -math.pi / 2
@@ -62,7 +62,7 @@ MEASURED_LABEL = "ACE measured"
 
 @dataclass(frozen=True)
 class AceRoom:
-    """One ACE room (rooms.md §5.3). Lengths in metres; ``source_xy`` and ``mobile_xy[pos]`` in room
+    """One ACE room (docs/room-acoustics.md §5.3). Lengths in metres; ``source_xy`` and ``mobile_xy[pos]`` in room
     coordinates (the drawings' cm / 100); ``t60`` is the paper's full-band T60 in seconds."""
 
     key: str
@@ -229,7 +229,8 @@ def load_ace_rirs(
 def check_tdoa_bound(rirs: np.ndarray, fs: float, geometry: np.ndarray = MOBILE_GEOMETRY,
                      c: float = SPEED_OF_SOUND) -> list[dict[str, Any]]:
     """Check a set of array RIRs (C, L) against the array geometry: the direct-path (peak) time differences
-    must satisfy |Δn_ij| ≤ ceil(d_ij/c·fs) + 1 for every pair (rooms.md §5.4). Returns one dict per pair."""
+    must satisfy |Δn_ij| ≤ ceil(d_ij/c·fs) + 1 for every pair (docs/room-acoustics.md §5.4). Returns one dict
+    per pair."""
     peaks = np.argmax(np.abs(np.asarray(rirs)), axis=-1)
     d = pair_distances(geometry)
     out = []

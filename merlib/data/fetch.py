@@ -96,7 +96,8 @@ __all__ = [
 ZENODO_URL = "https://zenodo.org"
 #: Zenodo record ids of the two corpora.
 RECORDS: dict[str, int] = {"ravdess": 1188976, "ace": 6257551}
-#: Printed when a record states no licence (rooms.md §5.5: sources disagree on ACE's, so it is not guessed).
+#: Printed when a record states no licence (docs/room-acoustics.md §5.5: sources disagree on ACE's, so it is not
+#: guessed).
 DEFAULT_LICENCES: dict[str, str] = {
     "ravdess": "CC BY-NC-SA 4.0 (non-commercial, share-alike; never commit or redistribute it)",
     "ace": "not stated by the record's metadata; read it on the record page before use",

@@ -298,7 +298,7 @@ def actor_split(
     test_actors: Sequence[int] | None = None,
     train_actors: Sequence[int] | None = None,
 ) -> Split:
-    """Split actors for actor-independent evaluation (SPEC §2), deterministic for ``seed``.
+    """Split actors for actor-independent evaluation (docs/design.md §2), deterministic for ``seed``.
 
     Default rule for the full 24 actors: validation 1 female + 1 male; test 2 + 1, the sex with two test
     actors alternating with the seed (even seed: two female); training the rest (19/2/3, the paper's

@@ -47,8 +47,8 @@ MANIFEST_COLUMNS = [
     "clip_id", "path", "split", "condition", "actor", "sex", "label", "emotion", "statement", "intensity",
     "t60_target", "t60_measured", "distance", "critical_distance", "drr_db", "snr_db", "seed", "rir_source", "gain",
 ]
-"""SPEC §10's columns, plus ``rir_source`` ("simulated paper scene", "simulated ACE-like" or "ACE measured")
-and ``gain`` (1.0 unless a clip had to be scaled down to fit FLAC's fixed-point range)."""
+"""The columns of docs/design.md §10, plus ``rir_source`` ("simulated paper scene", "simulated ACE-like" or
+"ACE measured") and ``gain`` (1.0 unless a clip had to be scaled down to fit FLAC's fixed-point range)."""
 CONFIG_FILE = "reverb_config.json"
 
 

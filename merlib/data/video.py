@@ -2,7 +2,7 @@
 
 Notebook: 05_r2plus1d_video.ipynb
 
-The authors' pipeline (``reference-implementation.md`` §1.7, SPEC §5), reproduced exactly by default:
+The authors' pipeline (``docs/reference-model.md`` §1.7, ``docs/design.md`` §5), reproduced exactly by default:
 
 1. decode the whole RAVDESS clip (1280×720, 30 fps, ~3.5 s ≈ 105 frames);
 2. take ``n_frames = 8`` frames spread uniformly over the **whole** clip with nearest-neighbour sampling —
@@ -18,7 +18,7 @@ The authors' pipeline (``reference-implementation.md`` §1.7, SPEC §5), reprodu
 
 Steps 1–3 give uint8 frames that never change between epochs, so :func:`build_frame_cache` computes them
 once per clip — decoding each mp4 a single time, converting only the needed frames to RGB and stopping after
-the last one — and stores them as ``<cache>/<hash>/<clip_id>.npy``, uint8 ``(T, H, W, 3)`` (SPEC §10).
+the last one — and stores them as ``<cache>/<hash>/<clip_id>.npy``, uint8 ``(T, H, W, 3)`` (docs/design.md §10).
 :class:`VideoFrames` reads that cache and applies steps 4–5: an epoch never decodes video.
 
 Options beyond the paper, all off by default (:class:`FrameSettings`):

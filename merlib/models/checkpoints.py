@@ -3,7 +3,7 @@
 Notebook: 04_multichannel_htsat.ipynb
 
 The reference checkpoints are PyTorch-Lightning files ``{"state_dict": {...}, ...}`` whose keys carry the
-prefix ``sed_model.`` (SPEC §5; names and shapes in ``reference/mmer_state_dict_keys.tsv``). Rules applied
+prefix ``sed_model.`` (docs/design.md §5; names and shapes in ``docs/mmer_state_dict_keys.tsv``). Rules applied
 by :func:`load_reference_checkpoint`, for every checkpoint key (after removing ``sed_model.``):
 
 * ``spectrogram_extractor.stft.conv_real.weight`` / ``conv_imag.weight`` — the reference computes its STFT
@@ -55,7 +55,7 @@ loading it into each Table II model it fits, keeping the :class:`LoadReport` of 
 Golden check
 ------------
 :func:`golden_fill`, :func:`golden_waveforms`, :func:`golden_video` and :func:`read_key_table` implement the
-fill recipe and inputs of ``reference/golden/README.md`` for any model with a reference layout, so the
+fill recipe and inputs of ``docs/reference-model.md`` §3 for any model with a reference layout, so the
 tests of every model compare against the reference's stored outputs the same way.
 """
 
@@ -245,7 +245,7 @@ def load_reference_checkpoint(
     filterbank: Literal["checkpoint", "model"] = "checkpoint",
     trusted: bool = False,
 ) -> LoadReport:
-    """Load a reference (authors' or HTS-AT) or merlib checkpoint into ``model`` by the rules of SPEC §5.
+    """Load a reference (authors' or HTS-AT) or merlib checkpoint into ``model`` by the rules of docs/design.md §5.
 
     Args:
         model: any merlib model; its ``reference_layout()`` (if any) maps the names.
@@ -396,7 +396,7 @@ def golden_fill(
     melW: torch.Tensor | np.ndarray,
     key_table: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A reference-layout state dict (no ``sed_model.`` prefix) filled by the recipe of ``golden/README.md``.
+    """A reference-layout state dict (no ``sed_model.`` prefix) filled by the recipe of ``docs/reference-model.md`` §3.
 
     The keys are those of :func:`export_reference_state_dict` for ``model`` — the reference keys this model
     owns. Entries the recipe leaves "as constructed" (``relative_position_index``, ``attn_mask``,

@@ -1,4 +1,4 @@
-"""Multi-microphone HTS-AT: the audio model of Cohen, Hazan & Gannot (SPEC §5).
+"""Multi-microphone HTS-AT: the audio model of Cohen, Hazan & Gannot (docs/design.md §5).
 
 Notebook: 04_multichannel_htsat.ipynb
 
@@ -93,7 +93,7 @@ class HTSATConfig:
     drop_path_rate: float = 0.1
     patch_size: int = 4
     spec_size: int = 256
-    # front end (SPEC §4)
+    # front end (docs/design.md §4)
     sample_rate: int = 16000
     clip_samples: int = 64000
     n_fft: int = 1024

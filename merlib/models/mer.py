@@ -2,7 +2,7 @@
 
 Notebook: 06_fusion_training.ipynb
 
-The multimodal emotion-recognition model of Cohen, Hazan & Gannot (SPEC §5, ``reference-implementation.md``
+The multimodal emotion-recognition model of Cohen, Hazan & Gannot (docs/design.md §5, ``docs/reference-model.md``
 §1.8) fuses *late*: each branch first summarises its whole input in one vector, and only those vectors meet::
 
     video (B, 3, T, H, W) ─ R(2+1)D-18 + fc ───────────► video embedding (B, 768) ─┐
@@ -11,7 +11,7 @@ The multimodal emotion-recognition model of Cohen, Hazan & Gannot (SPEC §5, ``r
 
 The fusion head is the reference's ``ClassificationLayer`` (no dropout), named ``classifier.linear1`` and
 ``classifier.linear2`` as in the authors' checkpoints. Its hidden width equals its input width, so a quick
-model (192-d audio embedding) gets a 960 → 960 → 8 head from the same code.
+model (192-d audio and video embeddings) gets a 384 → 384 → 8 head from the same code.
 
 HTS-AT's own token-semantic head (``tscam_conv``) and its unused 8×8 ``head`` are kept, so the authors'
 multimodal checkpoints load one to one, but they are **frozen** inside :class:`MER`: their output is not

@@ -2,7 +2,7 @@
 
 Notebook: 05_r2plus1d_video.ipynb
 
-The authors' video encoder (SPEC §5, ``reference-implementation.md`` §1.7) is torchvision's R(2+1)D-18 —
+The authors' video encoder (docs/design.md §5, ``docs/reference-model.md`` §1.7) is torchvision's R(2+1)D-18 —
 an 18-layer 3-D ResNet whose every 3×3×3 convolution is factorised into a 1×3×3 spatial convolution, a
 BatchNorm + ReLU, and a 3×1×1 temporal convolution (Tran et al., 2018) — with its 400-way Kinetics classifier
 replaced by ``fc = Sequential(Dropout(0.1), Linear(512, 768))``. Input ``(B, 3, T, H, W)`` normalised frames
