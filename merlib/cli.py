@@ -6,6 +6,7 @@
     merlib train MODEL --data-root DIR --out DIR [--quick]   # one Table II model, the reference recipe
     merlib evaluate PRED_DIR [--out DIR]        # Table II (per room, 75 % intervals) from saved predictions
     merlib reproduce --quick [--out outputs]    # the main job (what `make reproduce` runs)
+    merlib book [--outputs outputs]             # the HTML book of the executed notebooks (what `make book` runs)
     merlib fetch ravdess --to DIR [--video] [--actors 1-24]   # the real RAVDESS from Zenodo, verified
     merlib fetch ace --to DIR                   # the ACE "Mobile" RIRs from Zenodo
     merlib check-data DIR [--deep]              # what a RAVDESS / ACE copy holds, and what is missing
@@ -89,6 +90,36 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"  executed notebooks: {Path(args.out).resolve() / 'notebooks'}")
     for name in summary["notebooks"]:
         print(f"  {name}: figures and metrics.json in {Path(args.out).resolve() / name}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .book import browse_book, build_book, missing_chapters
+
+    outputs = Path(args.outputs)
+    out = Path(args.out) if args.out else outputs / "book"
+    missing = missing_chapters(outputs / "notebooks")
+    if missing and args.reproduce_if_missing:
+        from .reproduce import reproduce
+
+        print(f"merlib book: {len(missing)} notebook(s) not executed yet ({', '.join(missing)}); "
+              f"running the main job into {outputs} first", flush=True)
+        reproduce(outputs, quick=True)
+    report = build_book(outputs / "notebooks", out)
+    for warning in report.warnings:
+        print(f"merlib book: warning: {warning}", file=sys.stderr)
+    n_img = sum(p.n_images for p in report.pages)
+    n_eq = sum(p.n_equations for p in report.pages)
+    print(f"book: {len(report.chapters)} chapters, {len(report.pages)} pages, {n_img} figures, {n_eq} formulas "
+          f"in {report.seconds} s")
+    print(f"  open {out.resolve() / 'index.html'}")
+    if args.screenshots:
+        pages = browse_book(out, args.screenshots)
+        bad = [p["file"] for p in pages if p["status"] != 200 or p["math_errors"] or p["failed_requests"]
+               or p["page_errors"] or p["broken_links"] or any(not i["natural"][0] for i in p["images"])]
+        print(f"  screenshots of {len(pages)} pages in {Path(args.screenshots).resolve()}"
+              + (f"; problems on {', '.join(bad)}" if bad else "; every page rendered"))
+        return 1 if bad else 0
     return 0
 
 
@@ -214,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-weights", default=None, help="'kinetics400' or an R(2+1)D-18 state dict")
     p.add_argument("--no-notebooks", action="store_true", help="skip executing the notebooks")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("book", help="build the HTML book of the executed notebooks (outputs/book/index.html)",
+                       description="One page per numbered notebook as `merlib reproduce` executed it, the README's "
+                                   "introduction as front page and docs/ as reference pages; MathJax is served "
+                                   "with the book, so it reads offline.")
+    p.add_argument("--outputs", type=Path, default=Path("outputs"),
+                   help="the main job's output folder, holding notebooks/ (default outputs)")
+    p.add_argument("--out", type=Path, default=None, help="where the book goes (default OUTPUTS/book)")
+    p.add_argument("--reproduce-if-missing", action="store_true",
+                   help="run the quick main job first when executed notebooks are missing (what `make book` does)")
+    p.add_argument("--screenshots", type=Path, default=None,
+                   help="then open every page in headless Chromium, check it rendered, save screenshots here")
+    p.set_defaults(func=_cmd_book)
 
     p = sub.add_parser("fetch", help="download, verify and extract RAVDESS or the ACE Mobile RIRs from Zenodo",
                        description="Download (resumable), md5-check and extract a corpus from its Zenodo record "

@@ -239,7 +239,9 @@ def reproduce(
     summary["notebooks"] = {}
     # what the grid made, for the notebooks that can use it (07 loads the trained models instead of training)
     offered = {"DATA_ROOT": str(ravdess) if ravdess else None, "ACE_ROOT": str(ace) if ace else None,
-               "RUNS_DIR": str(out / "runs"), "PREDICTIONS_DIR": str(out / "predictions")}
+               "RUNS_DIR": str(out / "runs"), "PREDICTIONS_DIR": str(out / "predictions"),
+               # the solutions run too, so every exercise is exercised; the book folds them under "Solution"
+               "SHOW_SOLUTIONS": True}
     for nb in notebook_paths() if notebooks else []:
         t = time.time()
         print(f"executing {nb.name} …", flush=True)

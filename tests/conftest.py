@@ -65,3 +65,21 @@ def quick_grid(quick_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
     report = run_grid(quick_corpus, out, quick=True, seed=0, models=GRID_MODELS, recipe=GRID_RECIPE, progress=False)
     return out, report
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless-capable Chromium for the browser tests; skipped with the install command where there is none."""
+    from merlib.book import CHROMIUM_INSTALL, find_chromium
+
+    pytest.importorskip("playwright.sync_api", reason="playwright missing: pip install -e '.[dev]'")
+    path = find_chromium()
+    if path is None:
+        pytest.skip(f"browser test: no Chromium on this machine; install it with: {CHROMIUM_INSTALL}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory) -> Path:
+    """Where the notebook tests leave their executed copies, for the book built from them."""
+    return tmp_path_factory.mktemp("executed-notebooks")

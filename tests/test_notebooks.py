@@ -8,6 +8,8 @@ notebook records in metrics.json live in NOTEBOOK_CHECKS.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,8 +117,9 @@ USES_GRID = {"05_r2plus1d_video", "06_fusion_training", "07_tsne_and_confusion"}
 @pytest.mark.notebooks
 @pytest.mark.slow
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
-def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpus: Path, request):
-    parameters = {}
+def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpus: Path, executed_notebooks: Path,
+                                        request):
+    parameters = {"SHOW_SOLUTIONS": True}  # as `merlib reproduce` runs them: every exercise's solution executes
     if path.stem in USES_GRID:
         from merlib.reproduce import notebook_parameters
 
@@ -129,6 +132,7 @@ def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpu
     nb = json.loads(executed.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    shutil.copy2(executed, executed_notebooks / path.name)  # for the book test at the end of this module
     metrics_file = tmp_path / path.stem / "metrics.json"
     assert metrics_file.exists(), f"{path.name} must record its key numbers with merlib.reporting.record_metrics"
     metrics = json.loads(metrics_file.read_text())
@@ -140,3 +144,69 @@ def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpu
 
 def test_every_notebook_has_checks():
     assert {p.stem for p in notebook_paths()} == set(NOTEBOOK_CHECKS)
+
+
+# ---------------------------------------------------------------------------------------------- teaching structure
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _text(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
+def test_exercises_solutions_and_predictions(path: Path):
+    """At least two numbered exercises, each followed by its solution behind SHOW_SOLUTIONS, and one
+    "predict before you run" prompt just before a code cell; the math next to the code from notebook 01 on."""
+    cells = _cells(path)
+    params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    assert re.search(r"^SHOW_SOLUTIONS = False", _text(params), flags=re.M)
+    exercises = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                 and re.match(r"\*\*Exercise \d+\.\*\*", _text(c))]
+    assert len(exercises) >= 2, f"{path.name}: {len(exercises)} exercises"
+    numbers = [int(re.match(r"\*\*Exercise (\d+)", _text(cells[i])).group(1)) for i in exercises]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    for i in exercises:
+        after = cells[i + 1]
+        assert after["cell_type"] == "code" and _text(after).startswith("if SHOW_SOLUTIONS:"), (path.name, i)
+    prompts = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+               and _text(c).startswith("**Predict before you run.**")]
+    assert prompts and all(cells[i + 1]["cell_type"] == "code" for i in prompts), path.name
+    if not path.stem.startswith("00"):
+        display = sum(_text(c).count("$$") // 2 for c in cells if c["cell_type"] == "markdown")
+        assert display >= 2, f"{path.name}: {display} display equations"
+    for c in cells:  # committed without outputs, every cell with an id
+        assert c.get("id") and (c["cell_type"] != "code" or (c["outputs"] == [] and c["execution_count"] is None))
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_book_of_the_executed_notebooks(executed_notebooks: Path, chromium: str, tmp_path: Path):
+    """`make book` on what the notebook tests above executed, read in headless Chromium: every chapter loads,
+    its figures decode and show, its formulas typeset without error, nothing is fetched from the network."""
+    from merlib.book import browse_book, build_book, missing_chapters
+
+    missing = missing_chapters(executed_notebooks)
+    if missing:
+        pytest.skip(f"needs every notebook executed by test_notebook_executes_in_quick_mode first; missing {missing}")
+    report = build_book(executed_notebooks, tmp_path / "book")
+    assert [p.file for p in report.chapters] == [p.with_suffix(".html").name for p in notebook_paths()]
+    shots = tmp_path / "screenshots"
+    pages = browse_book(tmp_path / "book", shots, chromium=chromium)
+    print(f"screenshots of the book: {shots}")
+    for p in pages:
+        assert p["status"] == 200 and not p["failed_requests"] and not p["page_errors"], p["file"]
+        assert not p["broken_links"], (p["file"], p["broken_links"])
+        assert all(i["complete"] and min(i["natural"]) > 0 for i in p["images"]), p["file"]
+        assert all(min(i["box"]) > 0 for i in p["images"] if i["shown"]), p["file"]
+        assert p["math_errors"] == 0 and p["raw_display_math"] == 0, p["file"]
+        assert abs(p["math"] - p["expected"]["n_equations"]) <= max(2, p["expected"]["n_equations"] // 50), p["file"]
+        if p["kind"] == "chapter":
+            assert len(p["images"]) == p["expected"]["n_images"] >= 2, p["file"]
+            assert p["solutions"] >= 2 and len(p["screenshots"]) == 2, p["file"]
+            if not p["file"].startswith("00"):
+                assert p["math"] >= 5, p["file"]
