@@ -235,8 +235,7 @@ def _rewrite_links(page_html: str, targets: dict[str, str]) -> str:
         if name in targets:
             new = targets[name] + (f"#{anchor}" if anchor else "")
             return f'<a href="{html.escape(new)}"{m.group("rest")}>{m.group("text")}</a>'
-        repo_path = os.path.normpath(path).lstrip("./").lstrip("/")
-        repo_path = re.sub(r"^(\.\./)+", "", repo_path)
+        repo_path = os.path.normpath(path).lstrip("./")  # "../merlib/x.py" -> "merlib/x.py"
         return (f'<span class="repo-path" title="in the merlib repository: {html.escape(repo_path)}">'
                 f'{m.group("text")}</span>')
 
