@@ -132,6 +132,9 @@ def test_notebook_executes_in_quick_mode(path: Path, tmp_path: Path, quick_corpu
     nb = json.loads(executed.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # figures drawn inline even where the environment picks another backend (the tests set MPLBACKEND=Agg)
+    figures = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    assert figures >= 2, f"{path.name} shows {figures} figures: does its first cell start with %matplotlib inline?"
     shutil.copy2(executed, executed_notebooks / path.name)  # for the book test at the end of this module
     metrics_file = tmp_path / path.stem / "metrics.json"
     assert metrics_file.exists(), f"{path.name} must record its key numbers with merlib.reporting.record_metrics"
