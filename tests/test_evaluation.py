@@ -1,5 +1,5 @@
 """Evaluation: the paper's bootstrap interval, per-actor resampling, predict(), the Table II layout and
-``merlib evaluate`` (merlib/evaluation.py, merlib/paper_results.py)."""
+``merlib evaluate`` (merlib/evaluation/, merlib/paper_results.py)."""
 
 from __future__ import annotations
 
