@@ -34,6 +34,8 @@ from typing import Any
 
 import nbformat
 
+from .errors import MerlibError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = Path(__file__).resolve().parent / "book_template"
 TEMPLATE_NAME = "merlib_book"
@@ -83,7 +85,7 @@ body.jp-Notebook { display: block; margin: 0; padding: 0; }
 """
 
 
-class BookError(ValueError):
+class BookError(MerlibError, ValueError):
     """The book cannot be built from what is on disk; the message names the file and the fix."""
 
 

@@ -11,6 +11,10 @@
     merlib fetch ace --to DIR                   # the ACE "Mobile" RIRs from Zenodo
     merlib check-data DIR [--deep]              # what a RAVDESS / ACE copy holds, and what is missing
     merlib check-weights PATH                   # what a checkpoint is, and which merlib model it loads into
+
+Bad input (a missing or unreadable file, a wrong folder, a full disk) is answered by one line naming the file
+and the fix, with exit status 2; ``--debug`` shows the traceback instead. Exit statuses and the rule for bad
+files inside a build: docs/design.md §11.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -30,16 +35,16 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .config import preset, save_config
+    from .config import Config, DataConfig, save_config
     from .data.synthetic import CorpusSpec, generate_corpus
 
     size = "quick" if args.quick else args.size
     spec = CorpusSpec.preset(size, args.seed, args.resolution)
     t0 = time.time()
     root = generate_corpus(args.out_dir, spec, workers=args.workers, progress=not args.no_progress)
-    cfg = preset("quick" if size == "quick" else "paper", seed=args.seed,
-                 synth__size=size, synth__resolution=spec.resolution, synth__fps=spec.fps)
-    cfg.data.root = str(root)
+    # this run's settings: the corpus spec as its synth section; the stages it does not run stay null
+    cfg = Config(preset="quick" if size == "quick" else "paper", seed=args.seed, data=DataConfig(root=str(root)),
+                 synth=spec)
     save_config(cfg, root / "merlib_run")
     print(f"synthetic RAVDESS ({size}, seed {args.seed}, {spec.resolution[0]}x{spec.resolution[1]}) "
           f"ready in {root} after {time.time() - t0:.1f} s")
@@ -58,8 +63,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_reverb(args: argparse.Namespace) -> int:
-    from .config import preset, save_config
-    from .data.reverberant import ReverbConfig, build_reverberant_corpus, read_manifest
+    import json
+
+    from .config import Config, DataConfig, read_synth_spec, save_config
+    from .data.reverberant import CONFIG_FILE, FAILED_FILE, ReverbConfig, build_reverberant_corpus, read_manifest
 
     cfg = ReverbConfig(seed=args.seed, snr_db=args.snr_db, backend=args.backend,
                        ace_root=str(args.ace_root) if args.ace_root else None, ace_position=args.position,
@@ -67,12 +74,20 @@ def _cmd_reverb(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = build_reverberant_corpus(args.data_root, args.out, cfg, workers=args.workers,
                                    progress=not args.no_progress, max_clips_per_actor=args.max_clips_per_actor)
-    run_cfg = preset("paper", seed=args.seed)
-    run_cfg.data.root = str(args.data_root)
+    # this run's settings: the build's own (its actor split included) as the reverb section, and the corpus'
+    # spec as the synth section when `merlib synth` made it; training and frames stay null
+    built = ReverbConfig.from_dict(json.loads((out / CONFIG_FILE).read_text())["config"])
+    synth = read_synth_spec(args.data_root)
+    run_cfg = Config(preset="quick" if synth is not None and synth.size == "quick" else "paper", seed=args.seed,
+                     data=DataConfig(root=str(Path(args.data_root).resolve())), synth=synth, reverb=built)
     save_config(run_cfg, out / "merlib_run")
     rows = read_manifest(out)
     rooms = "measured ACE" if args.ace_root else "simulated ACE-like stand-ins"
     print(f"reverberant corpus: {len(rows)} files in {out} (test rooms: {rooms}) after {time.time() - t0:.1f} s")
+    failed = out / FAILED_FILE
+    if failed.exists():
+        print(f"  {len(json.loads(failed.read_text()))} clip(s) left out: their source files could not be read "
+              f"(listed in {failed}); re-download them and run this command again")
     return 0
 
 
@@ -96,8 +111,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     from .book import browse_book, build_book, missing_chapters
 
+    from .errors import check_output_dir
+
     outputs = Path(args.outputs)
-    out = Path(args.out) if args.out else outputs / "book"
+    out = check_output_dir(Path(args.out) if args.out else outputs / "book")
     missing = missing_chapters(outputs / "notebooks")
     if missing and args.reproduce_if_missing:
         from .reproduce import reproduce
@@ -125,7 +142,9 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from .data.fetch import FetchError, fetch
+    from .errors import check_output_dir
 
+    check_output_dir(args.to, "--to")  # before any download
     try:
         fetch(args.dataset, args.to, video=args.video, actors=args.actors, zenodo_url=args.zenodo_url,
               keep_archives=args.keep_archives, timeout=args.timeout, retries=args.retries,
@@ -167,7 +186,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p = subparsers.add_parser(
         "train", help="train one Table II model with the reference recipe",
         description="Train one of the paper's nine models (build or reuse the reverberant corpus and the frame "
-                    "cache of DATA_ROOT first). Multi-GPU: torchrun --nproc_per_node N -m merlib.training MODEL …",
+                    "cache of DATA_ROOT first). Multi-GPU: torchrun --nproc_per_node N -m merlib train MODEL …",
     )
     p.add_argument("model", choices=list(MODEL_NAMES), help="the Table II configuration")
     p.add_argument("--data-root", required=True, type=Path, help="RAVDESS folder (real or `merlib synth`)")
@@ -198,6 +217,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="merlib", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of every error (default: one line for bad input)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the built-in synthetic RAVDESS corpus")
@@ -291,15 +312,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted", action="store_true",
                    help="allow full unpickling for a file holding more than tensors (only for files you trust)")
     p.set_defaults(func=_cmd_check_weights)
+    for command in sub.choices.values():  # `merlib CMD … --debug` works as well as `merlib --debug CMD …`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. The error boundary: a problem with the user's input (:mod:`merlib.errors`: data, media,
+    settings, checkpoints, output folders, and the disk's own errors such as a missing file or a full disk) is
+    printed as one line naming the file and the fix, with exit status 2; anything else is a bug and keeps its
+    traceback. ``--debug`` shows the traceback of every error."""
+    from .errors import describe, is_user_error
+
     args = build_parser().parse_args(argv)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        where = f" ({category.__name__} at {filename}:{lineno})" if args.debug else ""
+        print(f"merlib {args.command}: warning: {message}{where}", file=sys.stderr)
+
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"merlib {args.command}: error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():  # warnings (files a build skipped, …) as plain lines on stderr
+            warnings.showwarning = show
+            return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"merlib {args.command}: interrupted; what was finished is kept, and running the same command "
+              "again resumes", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug or not is_user_error(err):
+            raise
+        print(f"merlib {args.command}: error: {describe(err)}", file=sys.stderr)
         return 2
 
 

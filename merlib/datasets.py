@@ -28,6 +28,7 @@ and validation clips in the model's training condition, test clips per test room
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .data.video import FrameSettings, VideoFrames
+from .errors import DataError
 from .models.mer import ModelSpec, get_spec
 
 __all__ = [
@@ -107,7 +109,7 @@ def prepare_corpora(
     if video:
         clips = scan(data_root).complete()
         if not clips:
-            raise ValueError(f"no RAVDESS clip under {data_root} has both its wav and its mp4; "
+            raise DataError(f"no RAVDESS clip under {data_root} has both its wav and its mp4; "
                              f"run `merlib scan {data_root}` to see what is missing")
         frames = build_frame_cache(clips, cache / "frames", frame_settings or FrameSettings.paper(),
                                    workers=workers, progress=progress)
@@ -230,17 +232,34 @@ class MERDataModule(L.LightningDataModule):
         if self.spec.uses_video and self.corpus.frames is None:
             raise ValueError(f"model {self.spec.name!r} reads video: give CorpusPaths(reverberant, frames=<frame cache>)")
         self._rows: list[dict[str, Any]] | None = None
+        self.skipped_clips: list[str] = []  # clips left out because the frame cache lacks them
         self._datasets: dict[tuple[str, str], MERDataset] = {}
 
     # -- rows and datasets -------------------------------------------------------------------------
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """All manifest rows of the reverberant build (read once)."""
+        """All manifest rows of the reverberant build (read once). A model that reads video leaves out the
+        clips whose video the frame cache could not decode (its ``failed.json``), with a warning naming them."""
         if self._rows is None:
             from .data.reverberant import read_manifest
 
-            self._rows = read_manifest(self.corpus.reverberant)
+            rows = read_manifest(self.corpus.reverberant)
+            if self.spec.uses_video:
+                from .data.video import read_cache_report
+
+                report = read_cache_report(self.corpus.frames)
+                missing = sorted({r["clip_id"] for r in rows} - set(report.clips))
+                if missing:
+                    failed = [f"{report.failed[c]['video']}" for c in missing if c in report.failed]
+                    warnings.warn(
+                        f"{len(missing)} clip(s) have no frames in {self.corpus.frames} and are left out"
+                        + (f" (videos that failed to decode: {', '.join(failed[:5])}"
+                           f"{', …' if len(failed) > 5 else ''}; see its failed.json)" if failed else ""),
+                        RuntimeWarning, stacklevel=2)
+                    self.skipped_clips = missing
+                    rows = [r for r in rows if r["clip_id"] not in set(missing)]
+            self._rows = rows
         return self._rows
 
     def test_conditions(self) -> list[str]:
@@ -320,5 +339,5 @@ class MERDataModule(L.LightningDataModule):
             "reverberant": str(self.corpus.reverberant),
             "frames": str(self.corpus.frames) if self.corpus.frames else None,
             "n_train": len(self.select("train")), "n_val": len(self.select("val")),
-            "test_rooms": self.test_conditions(),
+            "test_rooms": self.test_conditions(), "skipped_clips": self.skipped_clips,
         }

@@ -207,6 +207,18 @@ def run_grid(
     return report
 
 
+def check_main_job_dir(out_dir: str | os.PathLike) -> Path:
+    """The main job's output folder, refused (:class:`~merlib.errors.OutputError`) when it is a file, cannot be
+    written, or already holds files but no earlier main job (its ``config.yaml`` or ``reproduce.json``)."""
+    from .errors import OutputError, check_output_dir
+
+    out = check_output_dir(out_dir).resolve()
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists() for f in ("config.yaml", "reproduce.json")):
+        raise OutputError(f"--out {out} holds other files and no earlier main job (no config.yaml or reproduce.json); "
+                          "the main job writes many folders there: choose an empty or new folder")
+    return out
+
+
 def reproduce(
     out_dir: str | os.PathLike = "outputs",
     quick: bool = True,
@@ -221,13 +233,23 @@ def reproduce(
     from .config import preset, save_config
     from .data.synthetic import ensure_corpus
 
-    out = Path(out_dir).resolve()
+    out = check_main_job_dir(out_dir)
+    if ravdess and not Path(ravdess).is_dir():
+        raise FileNotFoundError(f"--ravdess {ravdess} is not a folder; give the folder that holds the RAVDESS "
+                                "download (merlib fetch ravdess --to DIR), or leave it out for the synthetic corpus")
+    if ace and not Path(ace).is_dir():
+        raise FileNotFoundError(f"--ace {ace} is not a folder; give the extracted ACE download (merlib fetch ace)")
     out.mkdir(parents=True, exist_ok=True)
-    cfg = preset("quick" if quick else "paper", seed=seed)
+    # the whole run's settings in one record (outputs/config.yaml): the corpus, the rooms, the frames and the
+    # grid's common recipe; each model's own settings (QUICK_GRID, init_audio/init_video) are in its run folder
+    cfg = preset("quick" if quick else "paper", seed=seed, reverb__ace_root=str(ace) if ace else None,
+                 train__audio_weights=audio_weights, train__video_weights=video_weights, train__progress=not quick)
     summary: dict[str, Any] = {"seed": seed, "quick": quick, "stages": {}}
     t0 = time.time()
     corpus = Path(ravdess) if ravdess else ensure_corpus("quick" if quick else "full", seed=seed)
     cfg.data.root = str(corpus)
+    if ravdess:
+        cfg.synth = None  # the real corpus: nothing generated
     save_config(cfg, out)
     summary["corpus"] = str(corpus)
     summary["stages"]["corpus_s"] = round(time.time() - t0, 1)

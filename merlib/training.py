@@ -20,14 +20,17 @@ Kinetics-400 R(2+1)D-18 (``video_weights="kinetics400"`` or a path) when given; 
 
 Where it runs: ``accelerator="auto"`` uses a GPU when there is one, with bf16 autocast
 (``precision="bf16-mixed"``), else the CPU in float32. Several GPUs or nodes use Lightning's DDP: launch with
-``torchrun --nproc_per_node N -m merlib.training …`` or under SLURM (``srun``); the devices and nodes are read
+``torchrun --nproc_per_node N -m merlib train …`` or under SLURM (``srun``); the devices and nodes are read
 from the launcher's environment. Every trainable parameter receives a gradient (the fusion model freezes the
 unused audio head), so DDP runs without ``find_unused_parameters``. BatchNorm statistics are synchronised
 across GPUs (``sync_batchnorm``, the reference's setting; CPU DDP cannot and does not).
 
 A run directory (``train(…, out_dir)``) holds::
 
-    config.yaml, config.json   the resolved TrainConfig, the model spec, the data, the seed, the devices
+    config.yaml, config.json   the run's settings, one merlib.config.Config (run_settings): the model, the seed and
+                               the train, frames, reverb, synth and data sections (load_config reads them back)
+    run.json                   what happened rather than what was asked: the launch as resolved (devices,
+                               precision, world size, per-device batch), the data's counts, versions, start, resume
     logs/run<N>/metrics.csv    Lightning's CSV log of one (re)start (train loss per step and epoch, val loss/acc, lr)
     checkpoints/last.ckpt      full state after the latest epoch (model, optimizer, schedule, callbacks) — for resuming
     checkpoints/epoch…-acc….ckpt  the top-k checkpoints by validation accuracy (weights only)
@@ -69,8 +72,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import add_train_parser  # the parser lives with the CLI; re-exported for `python -m merlib.training`
-from .data.media import atomic_path, write_json
+from .config import Config, DataConfig, read_synth_spec, save_config
+from .data.media import write_json
+from .errors import OutputError, check_output_dir
 from .models.mer import ModelSpec, build_model, forward_logits, get_spec, init_branches
 
 __all__ = [
@@ -87,9 +91,8 @@ __all__ = [
     "load_final",
     "find_runs",
     "read_run_config",
+    "run_settings",
     "read_summary",
-    "add_train_parser",
-    "main",
 ]
 
 SCHEDULES = ("reference", "warmup_cosine")
@@ -106,6 +109,8 @@ QUICK_GRID: dict[str, dict[str, Any]] = {
     "mer": {"lr": 1e-3, "encoder_lr_scale": 0.1, "max_epochs": 8, "warmup_steps": 10},
 }
 CHECKPOINT_DIR = "checkpoints"
+CONFIG = "config.json"  # with config.yaml: the run's settings (merlib.config.save_config)
+RUN_RECORD = "run.json"  # what happened: launch, data counts, versions, start, resume
 LAST = "last.ckpt"
 FINAL = "final.pt"
 SUMMARY = "summary.json"
@@ -117,6 +122,9 @@ SUMMARY = "summary.json"
 @dataclass
 class TrainConfig:
     """Everything one training run needs besides the data. ``paper()`` is the reference recipe.
+
+    The ``train`` section of a run's :class:`merlib.config.Config`; :meth:`paper`, :meth:`quick` and
+    :meth:`quick_for` are its presets (what :func:`merlib.config.preset` fills it with).
 
     Attributes:
         size: model size for :func:`merlib.models.mer.build_model` (``"paper"`` or ``"quick"``).
@@ -552,12 +560,45 @@ def _versions() -> dict[str, str]:
             "lightning": L.__version__, "python": platform.python_version()}
 
 
-def _save_run_config(out_dir: Path, record: dict[str, Any]) -> None:
-    import yaml
+def run_settings(model_name: str | ModelSpec, cfg: TrainConfig, data: Any = None) -> Config:
+    """The :class:`merlib.config.Config` a training run saves (``config.yaml``/``config.json``).
 
-    write_json(out_dir / "config.json", record)
-    with atomic_path(out_dir / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(json.loads(json.dumps(record, default=str)), sort_keys=False))
+    ``model``, ``seed``, ``preset`` (the model size) and the ``train`` section come from the arguments; ``frames``
+    is ``cfg.frame_settings()`` for a model that reads video and None otherwise; the rest is what the data
+    records about itself: ``reverb`` is the reverberant build's own settings (its ``reverb_config.json``, the
+    actor split included), ``data.root`` the corpus it was built from, ``data.cache_dir`` the cache it lies in
+    (when laid out as :func:`merlib.datasets.prepare_corpora` lays it out), and ``synth`` that corpus' spec when
+    ``merlib synth`` made it. ``data`` is a :class:`~merlib.datasets.CorpusPaths`, a reverberant build folder or
+    a data module with a ``corpus``; for anything else those sections stay empty.
+    """
+    from .data.reverberant import CONFIG_FILE, ReverbConfig
+
+    spec = get_spec(model_name)
+    corpus = getattr(data, "corpus", data)
+    build = corpus if isinstance(corpus, (str, os.PathLike)) else getattr(corpus, "reverberant", None)
+    reverb, data_cfg = None, DataConfig()
+    if build is not None and (Path(build) / CONFIG_FILE).is_file():
+        build = Path(build)
+        record = json.loads((build / CONFIG_FILE).read_text())
+        reverb = ReverbConfig.from_dict(record["config"])
+        data_cfg.root = str(record["source"]).split("|first")[0]  # "|firstN": a build of each actor's first N clips
+        if build.parent.name == "reverberant":
+            data_cfg.cache_dir = str(build.parent.parent)
+    return Config(preset=cfg.size, seed=cfg.seed, model=spec.name, data=data_cfg, synth=read_synth_spec(data_cfg.root),
+                  reverb=reverb, frames=cfg.frame_settings() if spec.uses_video else None, train=cfg)
+
+
+def _save_run_config(out_dir: Path, settings: Config, facts: dict[str, Any]) -> None:
+    """The run's settings through :func:`merlib.config.save_config`, and beside them ``run.json``."""
+    save_config(settings, out_dir)
+    write_json(out_dir / RUN_RECORD, facts)
+
+
+def _recorded_model(record: Mapping[str, Any]) -> str | None:
+    """The model name in a run's ``config.json``: ``"model": "mer_sum_pe"`` (a saved Config) or, in runs saved
+    before the run's settings were one Config, ``"model": {"name": "mer_sum_pe", …}``."""
+    model = record.get("model")
+    return model.get("name") if isinstance(model, Mapping) else model
 
 
 def _make_datamodule(data: Any, spec: ModelSpec, cfg: TrainConfig) -> L.LightningDataModule:
@@ -583,6 +624,32 @@ def _make_datamodule(data: Any, spec: ModelSpec, cfg: TrainConfig) -> L.Lightnin
             )
     return MERDataModule(data, spec, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                          frame_settings=settings)
+
+
+def check_run_dir(out_dir: str | os.PathLike, model_name: str, resume: bool = False) -> Path:
+    """Refuse a run folder :func:`train` cannot use, before any data is prepared: a file, a folder that cannot be
+    written, a finished or started run without ``resume``, a resume without a run, or another model's run.
+
+    Raises:
+        OutputError: naming the folder and what to do.
+    """
+    out = check_output_dir(out_dir)
+    last = out / CHECKPOINT_DIR / LAST
+    if last.exists() and not resume:
+        raise OutputError(f"{out} already holds a training run ({last}); pass resume=True (merlib train … --resume) "
+                          "to continue it, or choose another output folder")
+    if resume and not last.exists():
+        raise OutputError(f"cannot resume: {last} does not exist; train without resume=True (--resume) to start "
+                          "the run")
+    if resume and (out / CONFIG).exists():
+        try:
+            old = _recorded_model(json.loads((out / CONFIG).read_text()))
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise OutputError(f"{out / CONFIG} is not a merlib run record ({err}); resume a folder that "
+                              "merlib train wrote") from err
+        if old and old != model_name:
+            raise OutputError(f"{out} holds a run of {old!r}, not {model_name!r}; resume it with that model name")
+    return out
 
 
 def _next_log_version(log_root: Path) -> str:
@@ -619,20 +686,9 @@ def train(
     """
     spec = get_spec(model_name)
     cfg = cfg or TrainConfig.paper()
-    out = Path(out_dir)
+    out = check_run_dir(out_dir, spec.name, resume)
     ckpt_dir = out / CHECKPOINT_DIR
     last = ckpt_dir / LAST
-    if last.exists() and not resume:
-        raise FileExistsError(
-            f"{out} already holds a training run ({last}); pass resume=True (merlib train … --resume) to continue "
-            "it, or choose another output folder"
-        )
-    if resume and not last.exists():
-        raise FileNotFoundError(f"cannot resume: {last} does not exist; train without resume=True to start the run")
-    if resume and (out / "config.json").exists():
-        old = json.loads((out / "config.json").read_text()).get("model", {}).get("name")
-        if old and old != spec.name:
-            raise ValueError(f"{out} holds a run of {old!r}, not {spec.name!r}; resume it with that model name")
     out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -672,15 +728,14 @@ def train(
         dm.batch_size = max(1, cfg.batch_size // world)  # the reference's global batch split over devices
 
     if trainer.is_global_zero:
-        record = {
-            "model": spec.to_dict(), "train": cfg.to_dict(), "seed": cfg.seed,
+        facts = {
             "launch": {**{k: str(v) for k, v in launch.items()}, "world_size": world,
                        "per_device_batch": getattr(dm, "batch_size", None)},
             "data": dm.describe() if hasattr(dm, "describe") else type(dm).__name__,
             "resumed_from": str(last) if resume else None, "versions": _versions(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        _save_run_config(out, record)
+        _save_run_config(out, run_settings(spec, cfg, dm), facts)
 
     resumed_epoch = None
     if resume:
@@ -759,11 +814,15 @@ def read_summary(out_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_run_config(out_dir: str | os.PathLike) -> TrainConfig:
-    """The :class:`TrainConfig` a run was trained with (from its ``config.json``)."""
-    path = Path(out_dir) / "config.json"
+    """The :class:`TrainConfig` a run was trained with (the ``train`` section of its ``config.json``; the whole
+    :class:`~merlib.config.Config` is ``merlib.config.load_config(out_dir)``)."""
+    path = Path(out_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: {out_dir} is not a merlib training run folder")
-    return TrainConfig.from_dict(json.loads(path.read_text())["train"])
+    train = json.loads(path.read_text()).get("train")
+    if not train:
+        raise ValueError(f"{path} has no train section: {out_dir} holds the settings of a run that trained nothing")
+    return TrainConfig.from_dict(train)
 
 
 def find_runs(runs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, Path]:
@@ -778,8 +837,8 @@ def find_runs(runs_dir: str | os.PathLike, names: Sequence[str] | None = None) -
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder {root}; train with `merlib reproduce` (outputs/runs) or `merlib train`")
     found: dict[str, Path] = {}
-    for sub in sorted(p for p in root.iterdir() if (p / FINAL).exists() and (p / "config.json").exists()):
-        name = json.loads((sub / "config.json").read_text()).get("model", {}).get("name", sub.name)
+    for sub in sorted(p for p in root.iterdir() if (p / FINAL).exists() and (p / CONFIG).exists()):
+        name = _recorded_model(json.loads((sub / CONFIG).read_text())) or sub.name
         found.setdefault(name, sub)
     order = list(TABLE_II_ORDER) + sorted(set(found) - set(TABLE_II_ORDER))
     found = {n: found[n] for n in order if n in found}
@@ -795,11 +854,11 @@ def find_runs(runs_dir: str | os.PathLike, names: Sequence[str] | None = None) -
 def load_final(out_dir: str | os.PathLike, model_name: str | None = None, size: str | None = None) -> nn.Module:
     """Rebuild a run's model (name and size from its ``config.json``) with the averaged weights of ``final.pt``."""
     out = Path(out_dir)
-    record = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
-    name = model_name or record.get("model", {}).get("name")
-    size = size or record.get("train", {}).get("size", "paper")
+    record = json.loads((out / CONFIG).read_text()) if (out / CONFIG).exists() else {}
+    name = model_name or _recorded_model(record)
+    size = size or (record.get("train") or {}).get("size", "paper")
     if name is None:
-        raise ValueError(f"{out} has no config.json; pass model_name")
+        raise ValueError(f"{out} has no config.json naming a model; pass model_name")
     if not (out / FINAL).exists():
         raise FileNotFoundError(f"{out / FINAL} does not exist: the run has not finished")
     model = build_model(name, size)
@@ -826,12 +885,30 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.quick_for(args.model, **overrides) if args.quick else TrainConfig.paper(**overrides)
 
 
+def _check_weight_paths(cfg: TrainConfig) -> None:
+    """Refuse a missing, empty or truncated weights file before the data is prepared."""
+    from .models.checkpoints import check_checkpoint_file
+
+    for option, value in (("--audio-weights", cfg.audio_weights), ("--video-weights", cfg.video_weights)):
+        if value and value != "kinetics400":
+            if not Path(value).exists():
+                raise FileNotFoundError(f"{option} {value} does not exist; check the path")
+            check_checkpoint_file(value)
+    for option, value in (("--init-audio", cfg.init_audio), ("--init-video", cfg.init_video)):
+        if value and not Path(value).exists():
+            raise FileNotFoundError(f"{option} {value} does not exist; give a finished run folder or its final.pt")
+        if value and Path(value).is_file():
+            check_checkpoint_file(value)
+
+
 def run_train_command(args: argparse.Namespace) -> int:
     """Handler of ``merlib train``: prepare the data, train, print where everything is."""
     from .datasets import prepare_corpora
 
     cfg = config_from_args(args)
     spec = get_spec(args.model)
+    check_run_dir(args.out, spec.name, args.resume)  # before hours of data preparation, not after
+    _check_weight_paths(cfg)
     rank = _env_int("RANK", "SLURM_PROCID") or 0
     # Under torchrun/SLURM every rank runs this; only rank 0 builds the corpora (concurrent builds of one cache
     # would collide) and leaves their paths in OUT for the others. The paths depend only on these arguments, so
@@ -868,16 +945,3 @@ def run_train_command(args: argparse.Namespace) -> int:
               f"{len(result.averaged)} checkpoints → val acc {acc if acc is None else f'{acc:.3f}'}; "
               f"weights {result.final_path}, summary {result.out_dir / SUMMARY}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m merlib.training MODEL …`` — the same as ``merlib train`` (for torchrun)."""
-    parser = argparse.ArgumentParser(prog="python -m merlib.training")
-    sub = parser.add_subparsers(dest="command")
-    add_train_parser(sub)
-    args = parser.parse_args(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,7 @@
 """Cross-checks between backends: pyroomacoustics (independent ISM), CUDA vs CPU, and gpuRIR when present."""
 
 import numpy as np
+import pyroomacoustics as pra  # a pinned dependency: imported, so a broken install fails instead of skipping
 import pytest
 import torch
 
@@ -18,7 +19,6 @@ from merlib.acoustics import (
 
 FS = 16000
 C = 343.0
-pra = pytest.importorskip("pyroomacoustics", reason="the pyroomacoustics cross-check needs pyroomacoustics")
 
 
 def _both(scene, t_max=0.1):

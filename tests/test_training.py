@@ -25,12 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from merlib.cli import add_train_parser
+from merlib.errors import OutputError
 from merlib.models.checkpoints import load_reference_checkpoint
 from merlib.models.htsat import AudioOutput
 from merlib.training import (
     EmotionModule,
     TrainConfig,
-    add_train_parser,
     average_checkpoints,
     average_state_dicts,
     config_from_args,
@@ -185,8 +186,14 @@ def test_run_directory_and_summary(toy_run):
     import json
 
     record = json.loads((out / "config.json").read_text())
-    assert record["seed"] == 0 and record["train"]["lr"] == 1e-3 and record["model"]["name"] == "audio_rev_sc"
-    assert record["train"]["gradient_clip_val"] == 1.0 and "torch" in record["versions"]
+    assert record["seed"] == 0 and record["train"]["lr"] == 1e-3 and record["model"] == "audio_rev_sc"
+    assert record["train"]["gradient_clip_val"] == 1.0
+    assert "torch" in json.loads((out / "run.json").read_text())["versions"]  # what happened: beside the settings
+    from merlib.config import load_config
+
+    saved = load_config(out)  # the run's settings: one Config (an audio model reads no frames)
+    assert saved.model == "audio_rev_sc" and saved.frames is None and saved.reverb is None
+    assert saved.train == quiet(max_epochs=4, patience=10, schedule="reference")
     log = (out / "logs" / "run0" / "metrics.csv").read_text().splitlines()
     assert "train_loss_epoch" in log[0] and "val_acc" in log[0] and len(log) > 4
     ckpts = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
@@ -223,9 +230,9 @@ def test_final_weights_are_the_average_of_the_kept_checkpoints(toy_run):
 @pytest.mark.slow
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(toy_run, tmp_path: Path):
     out, _ = toy_run
-    with pytest.raises(FileExistsError, match="resume=True"):
+    with pytest.raises(OutputError, match="resume=True"):
         train("audio_rev_sc", ToyData(), quiet(max_epochs=1), out)
-    with pytest.raises(FileNotFoundError, match="cannot resume"):
+    with pytest.raises(OutputError, match="cannot resume"):
         train("audio_rev_sc", ToyData(), quiet(max_epochs=1), tmp_path / "empty", resume=True)
 
 
@@ -375,7 +382,7 @@ def test_one_gpu_bf16_run(tmp_path: Path):
                    TrainConfig.quick(progress=False, num_workers=0, accelerator="gpu", devices=1, max_epochs=2), tmp_path)
     import json
 
-    assert json.loads((tmp_path / "config.json").read_text())["launch"]["precision"] == "bf16-mixed"
+    assert json.loads((tmp_path / "run.json").read_text())["launch"]["precision"] == "bf16-mixed"
     assert result.epochs == 2 and all(np.isfinite(result.summary["train_loss"]))
 
 
@@ -450,7 +457,15 @@ def test_loaders_with_workers_and_a_short_real_run(small_corpora, tmp_path: Path
     assert result.epochs == 1 and result.summary["n_checkpoints_averaged"] == 1
     import json
 
-    data = json.loads((tmp_path / "config.json").read_text())["data"]
+    data = json.loads((tmp_path / "run.json").read_text())["data"]
     assert data["n_train"] == 22 and data["n_val"] == 4 and data["frames"] == str(small_corpora.frames)
+    from merlib.config import load_config
+    from merlib.data.reverberant import ReverbConfig
+
+    saved = load_config(tmp_path)  # the run's settings, the reverberant build's own among them (actor split too)
+    built = json.loads((small_corpora.reverberant / "reverb_config.json").read_text())
+    assert saved.model == "mer_sum_pe" and saved.frames == quiet().frame_settings()
+    assert saved.reverb == ReverbConfig.from_dict(built["config"]) and saved.reverb.splits["test"]
+    assert saved.synth is not None and saved.synth.size == "quick"  # the quick corpus is a `merlib synth` output
     with pytest.raises(ValueError, match="'n_frames': 4, 'size': 64.* but the run asks for .*'n_frames': 8, 'size': 224"):
         train("mer_sum_pe", small_corpora, quiet(n_frames=8, frame_size=224), tmp_path / "other")

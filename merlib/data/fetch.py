@@ -70,6 +70,7 @@ from typing import Any, Callable, Iterable, Mapping
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..errors import MerlibError
 
 __all__ = [
     "ZENODO_URL",
@@ -119,8 +120,9 @@ _TRANSIENT = (429, 500, 502, 503, 504)
 _NETWORK_ERRORS = (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError, socket.timeout)
 
 
-class FetchError(RuntimeError):
-    """A fetch step failed; the message names the URL or file and says what to do."""
+class FetchError(MerlibError, RuntimeError):
+    """A fetch step failed; the message names the URL or file and says what to do. ``merlib fetch`` exits with
+    status 1 on it (the download failed; running it again resumes), not 2 (bad input)."""
 
 
 class ChecksumError(FetchError):

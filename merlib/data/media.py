@@ -25,8 +25,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 
-class MediaError(RuntimeError):
-    """A media file could not be decoded; the message names the file and what to do."""
+from ..errors import MediaError  # noqa: E402  (defined with merlib's other errors; imported from here too)
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -50,7 +49,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = 16000, mono: b
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
-            raise MediaError(f"cannot decode audio file {path}: {err}. Re-download or regenerate it.") from err
+            why = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
+            raise MediaError(f"cannot decode audio file {path}: {why.rstrip('.')}. Re-download or regenerate it.") from err
         data = data.T
     if data.shape[-1] == 0:
         raise MediaError(f"audio file {path} holds no samples (truncated?). Re-download or regenerate it.")

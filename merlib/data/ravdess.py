@@ -23,6 +23,7 @@ written in exactly this naming and layout.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,12 +32,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 """Emotion names in class-index order (index = RAVDESS emotion code − 1)."""
 
 MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
 INTENSITIES = {1: "normal", 2: "strong"}
+N_ACTORS = 24  # actors 01–24: 12 male (odd), 12 female (even)
+SYNTH_MARKER = "merlib_synth.json"  # written by merlib.data.synthetic at the root of a synthetic corpus
 STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
 AUDIO_EXTENSIONS = (".wav",)
 VIDEO_EXTENSIONS = (".mp4",)
@@ -85,21 +90,22 @@ def parse_filename(name: str | os.PathLike) -> RavdessFile:
     >>> parse_filename("Actor_05/03-01-06-02-01-02-05.wav").emotion
     'fearful'
 
-    Raises ``ValueError`` naming the file and the offending field for anything RAVDESS does not contain,
-    including a strong-intensity neutral.
+    Raises :class:`~merlib.errors.DataError` (a ``ValueError``) naming the file and the offending field for
+    anything outside RAVDESS's published codes: modality 01–03, vocal channel 01–02, emotion 01–08, intensity
+    01–02 (no strong neutral), statement 01–02, repetition 01–02, actor 01–24.
     """
     path = Path(name)
     stem = path.name.split(".")[0]
     m = _NAME.match(stem)
     if not m:
-        raise ValueError(
+        raise DataError(
             f"RAVDESS file name {path.name!r} does not have seven two-digit fields MM-VV-EE-II-SS-RR-AA "
             f"(e.g. '03-01-06-02-01-02-05.wav')"
         )
     mod, voc, emo, inten, stmt, rep, actor = (int(g) for g in m.groups())
 
-    def bad(field_name: str, value: int, valid: str) -> ValueError:
-        return ValueError(
+    def bad(field_name: str, value: int, valid: str) -> DataError:
+        return DataError(
             f"RAVDESS file name {path.name!r} has {field_name} code {value:02d}; valid codes are {valid}"
         )
 
@@ -112,7 +118,7 @@ def parse_filename(name: str | os.PathLike) -> RavdessFile:
     if inten not in INTENSITIES:
         raise bad("intensity", inten, "01 (normal), 02 (strong)")
     if emo == 1 and inten == 2:
-        raise ValueError(
+        raise DataError(
             f"RAVDESS file name {path.name!r} has intensity 02 (strong) with emotion 01 (neutral); "
             "RAVDESS has no strong-intensity neutral"
         )
@@ -120,8 +126,8 @@ def parse_filename(name: str | os.PathLike) -> RavdessFile:
         raise bad("statement", stmt, "01, 02")
     if rep not in (1, 2):
         raise bad("repetition", rep, "01, 02")
-    if actor < 1:
-        raise bad("actor", actor, "01–24 (synthetic corpora may use more)")
+    if not 1 <= actor <= N_ACTORS:
+        raise bad("actor", actor, f"01–{N_ACTORS}")
     return RavdessFile(
         modality=mod,
         vocal_channel=voc,
@@ -201,6 +207,20 @@ class ScanResult:
         return "\n".join(lines)
 
 
+def _refuse_unfinished_synthetic(root: Path) -> None:
+    """A synthetic corpus whose build was interrupted holds only some of its clips: refuse it by name."""
+    marker = root / SYNTH_MARKER
+    if not marker.exists():
+        return
+    try:
+        complete = bool(json.loads(marker.read_text()).get("complete"))
+    except (json.JSONDecodeError, AttributeError, OSError) as err:
+        raise DataError(f"{marker} is unreadable ({err}): delete {root} and run `merlib synth {root}` again") from err
+    if not complete:
+        raise DataError(f"{root} is a synthetic corpus whose build did not finish ({marker} says complete: false); "
+                        f"run `merlib synth {root}` with the same options again to finish it")
+
+
 def scan(root: str | os.PathLike, speech_only: bool = True) -> ScanResult:
     """Find RAVDESS clips under ``root`` and pair each audio-only wav with its full-AV mp4.
 
@@ -216,6 +236,7 @@ def scan(root: str | os.PathLike, speech_only: bool = True) -> ScanResult:
             f"RAVDESS root {root} is not a folder; point DATA_ROOT / --data-root at the folder that holds "
             "Audio_Speech_Actors_01-24 and Video_Speech_Actor_XX (or run `merlib synth DIR` for the synthetic corpus)"
         )
+    _refuse_unfinished_synthetic(root)
     audio: dict[str, tuple[RavdessFile, Path]] = {}
     video: dict[str, tuple[RavdessFile, Path]] = {}
     skipped: list[tuple[Path, str]] = []
@@ -278,7 +299,7 @@ class Split:
         sets = [set(self.train), set(self.val), set(self.test)]
         overlap = (sets[0] & sets[1]) | (sets[0] & sets[2]) | (sets[1] & sets[2])
         if overlap:
-            raise ValueError(f"actor(s) {sorted(overlap)} appear in more than one split; splits must be actor-independent")
+            raise ConfigError(f"actor(s) {sorted(overlap)} appear in more than one split; splits must be actor-independent")
 
     def of(self, actor: int) -> str:
         """``"train"``, ``"val"`` or ``"test"`` for an actor."""
@@ -312,7 +333,7 @@ def actor_split(
         test = tuple(sorted(test_actors or ()))
         unknown = (set(val) | set(test) | set(train_actors or ())) - set(actors)
         if unknown:
-            raise ValueError(f"split names actor(s) {sorted(unknown)} that are not in the corpus (actors: {actors})")
+            raise ConfigError(f"split names actor(s) {sorted(unknown)} that are not in the corpus (actors: {actors})")
         train = tuple(sorted(train_actors)) if train_actors is not None else tuple(
             a for a in actors if a not in val and a not in test
         )
@@ -333,7 +354,7 @@ def actor_split(
     for sex in pools:
         need = n_val[sex] + n_test[sex] + 1
         if len(pools[sex]) < need:
-            raise ValueError(
+            raise DataError(
                 f"cannot split actors {actors}: the rule needs at least {need} {sex} actors "
                 "(give val_actors/test_actors explicitly)"
             )

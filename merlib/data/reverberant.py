@@ -21,6 +21,11 @@ starts at sample 0 of the convolution (the direct-path delay is kept, the tail a
 Everything is deterministic for a seed (each clip's room, noise and the test rooms derive from
 ``(seed, clip)``), parallel over processes, and resumable: each FLAC and its manifest row are written
 atomically, the manifest only once every clip is done, and a folder built with other settings is refused.
+
+A clip whose wav cannot be decoded (truncated, empty, not audio) follows merlib's rule for bad files in a
+build (docs/design.md, "Bad files in a build"): the build finishes the others, names the skipped file in a
+warning and in ``failed.json`` (clip id → file and error), leaves it out of ``manifest.csv``, and the next
+build of the same folder tries it again.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,6 +46,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import DataError, MediaError, OutputError, check_output_dir
 from .media import atomic_path, read_audio, write_audio, write_json
 from .ravdess import Clip, Split, actor_split, scan
 
@@ -50,6 +57,7 @@ MANIFEST_COLUMNS = [
 """The columns of docs/design.md §10, plus ``rir_source`` ("simulated paper scene", "simulated ACE-like" or
 "ACE measured") and ``gain`` (1.0 unless a clip had to be scaled down to fit FLAC's fixed-point range)."""
 CONFIG_FILE = "reverb_config.json"
+FAILED_FILE = "failed.json"
 
 
 @dataclass
@@ -69,6 +77,19 @@ class ReverbConfig:
     def digest(self, source: str) -> str:
         payload = json.dumps({"config": asdict(self), "source": source}, sort_keys=True)
         return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ReverbConfig":
+        """Inverse of :meth:`to_dict` (also reads the ``"config"`` of a build's ``reverb_config.json``); unknown
+        keys raise so a typo is not silently ignored."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"ReverbConfig has no field(s) {sorted(unknown)}")
+        splits = {str(k): [int(a) for a in v] for k, v in (data.get("splits") or {}).items()}
+        return cls(**{**data, "splits": splits})
 
 
 #: The test condition drawn like the training rooms: each test clip in its own freshly sampled paper-protocol
@@ -128,7 +149,10 @@ def _run_job(job: _Job) -> dict[str, Any]:
     if out.exists() and row_file.exists():
         return json.loads(row_file.read_text())
     cfg = job.cfg
-    clean = read_audio(job.clip.audio_path, cfg.sample_rate)
+    try:
+        clean = read_audio(job.clip.audio_path, cfg.sample_rate)
+    except MediaError as err:  # a bad source file: recorded in failed.json by the build, never fatal
+        return {"clip_id": job.clip.clip_id, "failed": str(err), "source": str(job.clip.audio_path)}
     seed = _clip_seed(cfg.seed, job.clip.clip_id, job.condition)
     rng = np.random.default_rng(seed)
     if job.condition == "clean":
@@ -197,10 +221,11 @@ def build_reverberant_corpus(
     ``max_clips_per_actor`` keeps only each actor's first clips (small demos and tests).
     """
     cfg = cfg or ReverbConfig()
+    check_output_dir(out_root)
     corpus = scan(data_root)
     clips = [c for c in corpus.clips if c.audio_path is not None]
     if not clips:
-        raise ValueError(f"no RAVDESS audio found under {data_root}; run `merlib scan {data_root}` to see why")
+        raise DataError(f"no RAVDESS audio found under {data_root}; run `merlib scan {data_root}` to see why")
     if max_clips_per_actor:
         kept: dict[int, int] = {}
         for clip in list(clips):
@@ -216,10 +241,11 @@ def build_reverberant_corpus(
     if cfg_file.exists():
         old = json.loads(cfg_file.read_text())
         if {k: old.get(k) for k in record} != record:
-            raise ValueError(f"{out_dir} holds a reverberant corpus of other settings ({cfg_file}); "
-                             "delete the folder or choose another output root")
+            raise OutputError(f"{out_dir} holds a reverberant corpus of other settings ({cfg_file}); "
+                              "delete the folder or choose another output root")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "manifest.csv").exists():
+    failed_file = out_dir / FAILED_FILE
+    if (out_dir / "manifest.csv").exists() and not failed_file.exists():
         return out_dir
     if not cfg_file.exists():
         write_json(cfg_file, record)
@@ -240,8 +266,17 @@ def build_reverberant_corpus(
                 rows.append(row)
                 bar.update()
     bar.close()
-    for job, row in zip(jobs, rows):
-        row["path"] = _rel(Path(job.out_path), out_dir)
+    failed = {r["clip_id"]: {"audio": r["source"], "error": r["failed"]} for r in rows if "failed" in r}
+    rows = [dict(row, path=_rel(Path(job.out_path), out_dir)) for job, row in zip(jobs, rows) if "failed" not in row]
+    if failed:  # the build still finishes: the bad clips are named, recorded and left out
+        write_json(failed_file, failed, sort_keys=True)
+        names = "; ".join(v["error"].rstrip(".") for v in list(failed.values())[:5])  # each names its file
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        warnings.warn(f"reverberant corpus: {len(failed)} clip(s) could not be read and are left out: {names}{more}. "
+                      f"Listed in {failed_file}; re-download or regenerate them and build again.",
+                      RuntimeWarning, stacklevel=2)
+    elif failed_file.exists():
+        failed_file.unlink()  # every clip that failed before is in now
     with atomic_path(out_dir / "manifest.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")

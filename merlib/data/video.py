@@ -42,7 +42,8 @@ synthetic and the real RAVDESS (same clip ids) never share frames. Builds are pa
 (every file is written to a temporary name and renamed), resumable (a clip counts as done when its ``.npy``
 exists and ``index.json`` lists it; the index is flushed as clips complete) and never write into the corpus.
 A video that cannot be decoded is named in a warning and in ``failed.json`` and left out — never replaced
-by zeros.
+by zeros (merlib's rule for bad files in a build, docs/design.md). ``build.json`` is written when a build has
+finished and removed when one starts, so a cache without it is an interrupted build that readers refuse.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..errors import DataError
 from .media import MediaError, atomic_path, read_video, write_json
 from .ravdess import Clip
 
@@ -505,6 +507,13 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+class MissingFramesError(DataError, KeyError):
+    """Clips asked for that the frame cache does not hold (failed to decode, or never built)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass
 class CacheReport:
     """What a cache folder holds, from its ``index.json``, ``failed.json`` and ``build.json``."""
@@ -606,6 +615,7 @@ def build_frame_cache(
             f"{old.get('source')}); delete {folder} and rebuild"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / BUILD_FILE).unlink(missing_ok=True)  # written again when this build has finished
     if old is None:
         write_json(folder / SETTINGS_FILE, meta, sort_keys=True)
     for stale in folder.glob(".*.part*"):  # left by a process killed mid-write
@@ -712,6 +722,9 @@ class VideoFrames(Dataset):
     ) -> None:
         self.cache = Path(cache)
         report = read_cache_report(self.cache)
+        if not (self.cache / BUILD_FILE).exists():
+            raise DataError(f"the frame cache {self.cache} is unfinished (no {BUILD_FILE}: its build was interrupted); "
+                            "run the same build again (merlib train, prepare_corpora or build_frame_cache) to resume it")
         if settings is not None and settings.cache_fields() != report.settings.cache_fields():
             raise ValueError(
                 f"the frame cache {self.cache} holds frames for {report.settings.cache_fields()}, not "
@@ -727,7 +740,7 @@ class VideoFrames(Dataset):
                    f"({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''})"
                    + (f" — failed to decode: {why}" if why else "; run build_frame_cache on them"))
             if not skip_missing:
-                raise KeyError(msg + ". Pass skip_missing=True to leave them out.")
+                raise MissingFramesError(msg + ". Pass skip_missing=True to leave them out.")
             warnings.warn(msg + "; left out", RuntimeWarning, stacklevel=2)
         self.skipped = missing
         gone = set(missing)

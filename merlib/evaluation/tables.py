@@ -370,7 +370,9 @@ def evaluate_predictions_dir(
     models it compares are there, ``claims.csv/.md`` (:func:`claims_table`). Returns
     ``{name: path}`` of the files written.
     """
-    out = Path(out_dir) if out_dir is not None else Path(pred_dir)
+    from ..errors import check_output_dir
+
+    out = check_output_dir(Path(out_dir) if out_dir is not None else Path(pred_dir))
     preds = load_predictions_dir(pred_dir)
     long = evaluate_models(preds, alpha=alpha, num_bootstraps=num_bootstraps, seed=seed)
     lo, hi = alpha / 2, 100 - alpha / 2

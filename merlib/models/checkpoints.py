@@ -73,6 +73,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
+
 __all__ = [
     "ReferenceLayout",
     "LoadReport",
@@ -202,38 +204,50 @@ def read_state_dict(
     else:
         path = Path(path_or_dict)
         source = str(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=not trusted)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"checkpoint {path} holds objects other than tensors and plain containers ({err}); if you "
-                f"trust the file, load it with trusted=True"
-            ) from err
+        raw = _load_file(path, trusted)
     if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
         raw = raw["state_dict"]
     if not isinstance(raw, Mapping):
-        raise ValueError(f"checkpoint {source} is a {type(raw).__name__}, not a state dict or {{'state_dict': …}}")
+        raise CheckpointError(f"checkpoint {source} is a {type(raw).__name__}, not a state dict or "
+                              "{'state_dict': …}; is it a checkpoint of a model?")
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in strip_wrapper_prefixes(raw).items():
         name = key[len(REFERENCE_PREFIX) :] if key.startswith(REFERENCE_PREFIX) else key
         out[name] = value
     return out, source
+
+
+#: Prefixes that wrappers put before every key of a model's state dict: DistributedDataParallel and
+#: DataParallel (``module.``), ``torch.compile`` (``_orig_mod.``).
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with the wrapper prefixes of :data:`WRAPPER_PREFIXES` removed, when *every* key carries one
+    (a model saved as ``ddp_model.state_dict()`` instead of ``ddp_model.module.state_dict()``)."""
+    out = dict(state)
+    changed = True
+    while changed and out:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(isinstance(k, str) and k.startswith(prefix) for k in out):
+                out = {k[len(prefix):]: v for k, v in out.items()}
+                changed = True
+    return out
 
 
 def _check_stft_kernel(key: str, value: torch.Tensor, source: str) -> None:
     from merlib.features import dft_kernels
 
     if value.dim() != 3 or value.shape[1] != 1 or value.shape[0] != value.shape[2] // 2 + 1:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {source}: {key!r} has shape {tuple(value.shape)}, not an STFT kernel (n_fft//2+1, 1, n_fft)"
         )
     real, imag = dft_kernels(value.shape[2])
     expected = real if key.endswith(_STFT_REAL) else imag
     err = (value.float().cpu() - expected).abs().max().item()
     if err > 1e-4:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {source}: {key!r} differs from the standard Hann-windowed DFT kernel by up to {err:.3g}; "
             f"merlib computes the STFT with torch.stft and cannot reproduce a modified STFT"
         )
@@ -260,7 +274,7 @@ def load_reference_checkpoint(
         key and both shapes) and when a checked entry (STFT kernels, position index, shift mask) differs.
     """
     if filterbank not in ("checkpoint", "model"):
-        raise ValueError(f"filterbank must be 'checkpoint' or 'model', got {filterbank!r}")
+        raise CheckpointError(f"filterbank must be 'checkpoint' or 'model', got {filterbank!r}")
     state, source = read_state_dict(path_or_dict, trusted=trusted)
     layout = _layout(model)
     own = model.state_dict()
@@ -286,7 +300,7 @@ def load_reference_checkpoint(
         mine = own[target]
         if key.endswith(_DERIVED_SUFFIXES):
             if value.shape != mine.shape or not torch.allclose(value.to(mine), mine):
-                raise ValueError(
+                raise CheckpointError(
                     f"checkpoint {source}: {key!r} (shape {tuple(value.shape)}) differs from {model_name}'s "
                     f"{target!r} (shape {tuple(mine.shape)}): the checkpoint was built with another window size "
                     f"or token grid; build the model with the checkpoint's architecture"
@@ -303,7 +317,7 @@ def load_reference_checkpoint(
                     f"class head: the checkpoint has {value.shape[0]} classes, the model {mine.shape[0]}"
                 )
                 continue
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint {source}: {key!r} has shape {tuple(value.shape)} but {model_name}'s {target!r} has "
                 f"shape {tuple(mine.shape)}; build the model with the checkpoint's architecture (num_classes, "
                 f"embed_dim, depths, …)"
@@ -338,7 +352,7 @@ def export_reference_state_dict(model: nn.Module, prefix: str = REFERENCE_PREFIX
             mel_key = f"{path}.melW" if path else "melW"
             ref = layout.to_reference(mel_key)
             if ref is None or not ref.endswith(_MELW_REF):
-                raise ValueError(
+                raise CheckpointError(
                     f"{type(model).__name__}.reference_layout() maps {mel_key!r} to {ref!r}, not to a "
                     f"'{_MELW_REF}' key; add a ({mel_key!r}, '…{_MELW_REF}') pair"
                 )
@@ -349,7 +363,7 @@ def export_reference_state_dict(model: nn.Module, prefix: str = REFERENCE_PREFIX
     for key, value in model.state_dict().items():
         ref = layout.to_reference(key)
         if ref is None:
-            raise ValueError(
+            raise CheckpointError(
                 f"{type(model).__name__}.reference_layout() has no prefix for {key!r}; add a pair covering it"
             )
         out[prefix + ref] = value.detach().cpu().clone()
@@ -364,7 +378,7 @@ def read_key_table(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     table: dict[str, tuple[int, ...]] = {}
     lines = Path(path).read_text().splitlines()
     if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
-        raise ValueError(f"{path}: expected a header 'key<TAB>shape<TAB>kind'")
+        raise CheckpointError(f"{path}: expected a header 'key<TAB>shape<TAB>kind'")
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -373,7 +387,7 @@ def read_key_table(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         try:
             table[key] = tuple(int(s) for s in inner.split(",") if s.strip())
         except ValueError as err:
-            raise ValueError(f"{path}:{n}: cannot read shape {shape!r} of {key!r}") from err
+            raise CheckpointError(f"{path}:{n}: cannot read shape {shape!r} of {key!r}") from err
     return table
 
 
@@ -413,7 +427,7 @@ def golden_fill(
             if key not in key_table:
                 raise KeyError(f"golden_fill: {type(model).__name__} exports {key!r}, which the key table lacks")
             if tuple(key_table[key]) != shape:
-                raise ValueError(
+                raise CheckpointError(
                     f"golden_fill: {key!r} has shape {shape} in {type(model).__name__} but "
                     f"{tuple(key_table[key])} in the key table"
                 )
@@ -569,24 +583,44 @@ class CheckpointInfo:
         return "\n".join(lines)
 
 
-def _load_file(path: Path, trusted: bool) -> Any:
+def check_checkpoint_file(path: str | os.PathLike) -> Path:
+    """The cheap checks of a checkpoint file, without reading its tensors: it exists, is a file, is not empty,
+    and is a whole ``torch.save`` zip (or a legacy pickle). Raises ``FileNotFoundError`` or
+    :class:`~merlib.errors.CheckpointError` naming the file and the fix."""
     import zipfile
 
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist" + (" (it is a folder: give the .ckpt/.pt file in it)"
+                                                                     if path.is_dir() else "; check the path"))
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(2)
-    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # torch.save: a zip, or (legacy) a pickle
-        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip format nor a pickle); "
-                         f"give a .ckpt / .pt / .pth file")
+        head = f.read(4)
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): a download or copy that did not finish; "
+                              "fetch or copy it again")
+    if head[:2] == b"PK" and not zipfile.is_zipfile(path):  # torch.save's zip, cut before its central directory
+        raise CheckpointError(f"checkpoint {path} is truncated ({size} bytes: its zip directory is missing): a "
+                              "download or copy that did not finish; fetch or copy it again")
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save: a zip, or (legacy) a pickle
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip format nor a pickle); "
+                              "give a .ckpt / .pt / .pth file")
+    return path
+
+
+def _load_file(path: Path, trusted: bool) -> Any:
+    """``torch.load`` of a checkpoint file, with a clear :class:`CheckpointError` for a file that is empty,
+    truncated (a download that stopped half-way), not a checkpoint, or holding more than tensors."""
+    check_checkpoint_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"checkpoint {path} holds objects other than tensors and plain containers ({str(err)[:200]}); "
-                         f"if you trust the file, pass --trusted (trusted=True) to unpickle it fully") from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"{path} could not be read as a PyTorch checkpoint ({err}); a truncated download? "
-                         f"Fetch it again") from err
+        raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain containers "
+                              f"({str(err)[:200]}); if you trust the file, pass --trusted (trusted=True) to "
+                              "unpickle it fully") from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} could not be read ({str(err)[:200]}): a truncated download? "
+                              "Fetch or copy it again") from err
 
 
 def _htsat_arch(state: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], str]:
@@ -683,7 +717,7 @@ def identify_checkpoint(path: str | os.PathLike, try_load: bool = True, trusted:
     path = Path(path)
     raw = _load_file(path, trusted)
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{path} holds a {type(raw).__name__}, not a state dict or a Lightning checkpoint "
+        raise CheckpointError(f"{path} holds a {type(raw).__name__}, not a state dict or a Lightning checkpoint "
                          "{'state_dict': …}; is it a checkpoint of a model?")
     container = "plain state dict"
     extras: dict[str, Any] = {}
@@ -691,12 +725,12 @@ def identify_checkpoint(path: str | os.PathLike, try_load: bool = True, trusted:
         container = "Lightning-style {'state_dict': …}"
         extras = {k: v for k, v in raw.items() if k != "state_dict"}
         extras = {k: (v if isinstance(v, (int, float, str)) else type(v).__name__) for k, v in extras.items()}
-    state, _ = read_state_dict(raw)
+    state, _ = read_state_dict(raw)  # also removes DDP's module. / torch.compile's _orig_mod.
     tensors = {k: v for k, v in state.items() if torch.is_tensor(v)}
     if not tensors:
-        raise ValueError(f"{path} holds no tensors (top-level keys: {', '.join(map(str, list(raw)[:8]))}); "
+        raise CheckpointError(f"{path} holds no tensors (top-level keys: {', '.join(map(str, list(raw)[:8]))}); "
                          "it is not a model checkpoint")
-    sed = any(str(k).startswith(REFERENCE_PREFIX) for k in (raw.get("state_dict") or raw))
+    sed = any(str(k).startswith(REFERENCE_PREFIX) for k in strip_wrapper_prefixes(raw.get("state_dict") or raw))
     lightning_model = all(k.startswith("model.") for k in tensors) and not any(
         k.startswith("model.stem.") for k in tensors)
     if lightning_model:

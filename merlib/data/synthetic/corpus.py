@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 
 from ... import __version__
 from ..media import copy_video_stream, write_audio, write_av, write_json
-from ..ravdess import RavdessFile, clip_items, sex_of
+from ...errors import OutputError, check_output_dir
+from ..ravdess import SYNTH_MARKER, RavdessFile, clip_items, sex_of
 
 AUDIO_RATE = 48000
 VIDEO_CRF = 18  # visually lossless-ish, like RAVDESS's high-bitrate H.264; 23 merges more near-still frames
-MARKER = "merlib_synth.json"
+MARKER = SYNTH_MARKER
 
 
 @dataclass(frozen=True)
@@ -170,17 +171,17 @@ def generate_corpus(
     corpus of different settings or anything that is not a merlib synthetic corpus.
     """
     spec = spec or CorpusSpec.preset("quick")
-    root = Path(out_dir)
+    root = check_output_dir(out_dir, "OUT_DIR")
     marker = root / MARKER
     if marker.exists():
         old = json.loads(marker.read_text())
         if old.get("spec") != spec.to_dict():
-            raise ValueError(
+            raise OutputError(
                 f"{root} already holds a synthetic corpus with settings {old.get('spec')}; asked for "
                 f"{spec.to_dict()}. Choose another OUT_DIR or delete that folder."
             )
     elif root.exists() and any(root.iterdir()):
-        raise ValueError(
+        raise OutputError(
             f"{root} is not empty and holds no {MARKER}; merlib synth only writes into an empty folder "
             "or resumes its own build. Choose another OUT_DIR."
         )
