@@ -201,7 +201,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per device")
-    p.add_argument("--precision", default=None, help="default: bf16-mixed on a GPU, 32-true on the CPU")
+    p.add_argument("--precision", default=None,
+                   help="default: bf16-mixed on a GPU, 32-true on the CPU; 'auto' adds bf16-mixed on a CPU with "
+                        "native bf16 (AVX512-BF16 or AMX), where it is faster; see merlib.cpu")
     p.add_argument("--audio-weights", default=None, help="HTS-AT AudioSet checkpoint to fine-tune from")
     p.add_argument("--video-weights", default=None, help="'kinetics400' or R(2+1)D-18 weights to fine-tune from")
     p.add_argument("--init-audio", default=None, help="MER models: start the audio branch from this finished "
@@ -330,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({category.__name__} at {filename}:{lineno})" if args.debug else ""
         print(f"merlib {args.command}: warning: {message}{where}", file=sys.stderr)
 
+    from .cpu import tune_allocator
+
+    tune_allocator()  # large tensors reused, not faulted in again (merlib.cpu); MERLIB_ALLOCATOR=system: off
     try:
         with warnings.catch_warnings():  # warnings (files a build skipped, …) as plain lines on stderr
             warnings.showwarning = show

@@ -72,6 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu import allocator_state, resolve_precision, tune_allocator
 from .config import Config, DataConfig, read_synth_spec, save_config
 from .data.media import write_json
 from .errors import OutputError, check_output_dir
@@ -147,7 +148,9 @@ class TrainConfig:
         hflip_p, vflip_p, rotation: the training augmentation of the frames (the paper's 0.3, 0.3, ±30°).
         accelerator, devices, num_nodes, strategy: Lightning's; ``"auto"`` reads torchrun/SLURM and picks DDP
             for several devices.
-        precision: ``None`` = ``"bf16-mixed"`` on a GPU, ``"32-true"`` on the CPU; or any Lightning precision.
+        precision: ``None`` = ``"bf16-mixed"`` on a GPU, ``"32-true"`` on the CPU; ``"auto"`` = bf16-mixed also
+            on a CPU with native bf16 (:func:`merlib.cpu.bf16_support`), where it is faster; or any Lightning
+            precision (``"bf16-mixed"`` on a CPU without native bf16 runs, with a warning that it is slower).
         sync_batchnorm: synchronise BatchNorm across GPUs under DDP (the reference's; ignored on the CPU).
         deterministic: ``torch.use_deterministic_algorithms`` (the reference trained with False).
         limit_train_batches: Lightning's (a fraction or a count of batches per epoch; 1.0 = all).
@@ -547,6 +550,10 @@ def resolve_launch(cfg: TrainConfig) -> dict[str, Any]:
     if strategy == "auto" and many:
         strategy = "ddp"  # every trainable parameter gets a gradient: no find_unused_parameters
     precision = cfg.precision or ("bf16-mixed" if gpu else "32-true")
+    if precision == "auto" or (not gpu and precision in ("bf16-mixed", "bf16")):
+        # "auto": bf16 on a GPU or a CPU that computes it natively; bf16 asked for on a CPU that emulates it
+        # is kept, with merlib.cpu's warning that it is slower there
+        precision = "bf16-mixed" if resolve_precision(precision, "cuda" if gpu else "cpu") == "bf16" else "32-true"
     return {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes, "strategy": strategy,
             "precision": precision, "sync_batchnorm": bool(cfg.sync_batchnorm and gpu and many)}
 
@@ -692,6 +699,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    tune_allocator()  # merlib.cpu: on the CPU, reuse freed activations instead of faulting them in again
     if model is None:
         model = build_model(spec, cfg.size, audio_weights=cfg.audio_weights, video_weights=cfg.video_weights)
         if (cfg.init_audio or cfg.init_video) and not resume:  # a resumed run reads its weights from last.ckpt
@@ -732,7 +740,7 @@ def train(
             "launch": {**{k: str(v) for k, v in launch.items()}, "world_size": world,
                        "per_device_batch": getattr(dm, "batch_size", None)},
             "data": dm.describe() if hasattr(dm, "describe") else type(dm).__name__,
-            "resumed_from": str(last) if resume else None, "versions": _versions(),
+            "resumed_from": str(last) if resume else None, "versions": _versions(), "allocator": allocator_state(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         _save_run_config(out, run_settings(spec, cfg, dm), facts)

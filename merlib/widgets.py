@@ -46,9 +46,10 @@ from .acoustics import (
     simulate_scene,
 )
 from .analysis import EMOTION_COLOURS, EvalClip
+from .cpu import tune_allocator
 from .evaluation import class_names
 from .features import LogMel
-from .models.mer import audio_branch, forward_logits, get_spec
+from .models.mer import MER, audio_branch, forward_logits, get_spec
 from .paper_results import MODEL_LABELS
 
 __all__ = ["LabSettings", "LabResult", "lab_scene", "AcousticLab"]
@@ -177,6 +178,8 @@ class AcousticLab:
         self.device = torch.device(device)
         for m in self.models.values():
             m.to(self.device).eval()
+        self._video_cache: dict[tuple[str, str], torch.Tensor] = {}
+        tune_allocator()
         self.logmel = LogMel()
         s = settings or LabSettings()
         style = {"description_width": "150px"}
@@ -230,24 +233,34 @@ class AcousticLab:
 
     # -- computing ---------------------------------------------------------------------------------
 
+    def _video_output(self, name: str, model: nn.Module, clip: EvalClip) -> torch.Tensor:
+        """What a model computes from a clip's frames alone — the video model's logits, MER's video embedding —
+        computed once per clip and model: the controls change only the audio, and R(2+1)D on 8×224² frames is
+        most of an update's time with paper-size models."""
+        key = (name, clip.clip_id)
+        if key not in self._video_cache:
+            video = clip.video.unsqueeze(0).to(self.device)  # type: ignore[union-attr]
+            self._video_cache[key] = model.video(video) if isinstance(model, MER) else forward_logits(
+                model, self.specs[name], {"video": video})
+        return self._video_cache[key]
+
     def _probabilities(self, reverberant: np.ndarray, clip: EvalClip) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         wave = torch.from_numpy(reverberant).unsqueeze(0).to(self.device)  # (1, C, N)
         with torch.inference_mode():
             for name, model in self.models.items():
                 spec = self.specs[name]
-                batch: dict[str, torch.Tensor] = {}
-                if spec.uses_video:
-                    batch["video"] = clip.video.unsqueeze(0).to(self.device)  # type: ignore[union-attr]
-                if spec.uses_audio and spec.num_mics <= 1:
-                    batch["waveform"] = wave[:, :1]  # the single-channel models read microphone 1
-                    logits = forward_logits(model, spec, batch)
-                elif spec.uses_audio:
-                    batch["waveform"] = wave
-                    with audio_branch(model).using_mics(wave.shape[1]):
-                        logits = forward_logits(model, spec, batch)
+                if not spec.uses_audio:
+                    logits = self._video_output(name, model, clip)
                 else:
-                    logits = forward_logits(model, spec, batch)
+                    # the single-channel models read microphone 1; the array models as many as are on
+                    waveform = wave[:, :1] if spec.num_mics <= 1 else wave
+                    with audio_branch(model).using_mics(waveform.shape[1]):
+                        if isinstance(model, MER):
+                            audio = model.audio(waveform).embedding
+                            logits = model.fuse(audio, self._video_output(name, model, clip))
+                        else:
+                            logits = forward_logits(model, spec, {"waveform": waveform})
                 out[name] = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
         return out
 
@@ -314,7 +327,7 @@ class AcousticLab:
         ax_rir.set_xlabel("time (ms)")
         ax_rir.set_title(f"RIRs (T60 {scene.t60:.2f} s, d = {scene.distance:.2f} m)", fontsize=10)
         ax_rir.legend(fontsize=7, loc="upper right")
-        with torch.no_grad():
+        with torch.inference_mode():
             mels = self.logmel(torch.from_numpy(np.stack([clip.waveform, rev[0]]))).numpy()  # (2, 401, 64)
         lo, hi = float(mels.max()) - 80.0, float(mels.max())
         for ax, mel, title in ((ax_clean, mels[0], "clean log-mel"), (ax_rev, mels[1], "microphone 1 in the room")):

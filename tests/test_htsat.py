@@ -221,3 +221,66 @@ def test_using_mics_lets_a_three_mic_model_read_fewer():
         with pytest.raises(ValueError, match=">= 1"):
             with three.using_mics(0):
                 pass
+
+
+# ------------------------------------------------ the CPU-speed rewrites compute what the plain forms compute
+
+
+def test_patch_embedding_as_a_matrix_product_equals_the_convolution():
+    """PatchEmbed applies its Conv2d(kernel = stride = 4) weight to the flattened patches: same tokens and the
+    same weight gradient as the convolution followed by flatten + transpose (the reference's form)."""
+    from merlib.models.htsat import PatchEmbed
+
+    torch.manual_seed(0)
+    pe = PatchEmbed(4, 1, 96)
+    x = torch.randn(3, 1, 256, 256)
+    tokens = pe(x)
+    plain = pe.norm(pe.proj(x).flatten(2).transpose(1, 2))
+    assert tokens.shape == (3, 64 * 64, 96)
+    torch.testing.assert_close(tokens, plain, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(tokens)
+    (grad_fast,) = torch.autograd.grad(tokens, pe.proj.weight, g)
+    (grad_plain,) = torch.autograd.grad(plain, pe.proj.weight, g)
+    # a sum over 12 288 tokens in another order: compared as a whole, to float32 rounding
+    assert (grad_fast - grad_plain).norm() / grad_plain.norm() < 1e-5
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        pe(torch.randn(1, 1, 30, 32))
+
+
+def test_patch_merging_keeps_the_reference_token_order():
+    """One permute lays the 2×2 groups out as the reference's cat of four strided slices: (0,0), (1,0), (0,1),
+    (1,1) as (row, column) offsets — the order its ``reduction`` weights expect."""
+    from merlib.models.htsat import PatchMerging
+
+    torch.manual_seed(0)
+    pm = PatchMerging((8, 8), 6)
+    x = torch.randn(2, 64, 6)
+    m = x.view(2, 8, 8, 6)
+    plain = torch.cat([m[:, 0::2, 0::2], m[:, 1::2, 0::2], m[:, 0::2, 1::2], m[:, 1::2, 1::2]], dim=-1)
+    torch.testing.assert_close(pm(x), pm.reduction(pm.norm(plain.reshape(2, -1, 24))), rtol=0, atol=0)
+
+
+def test_training_attention_equals_scaled_dot_product_attention():
+    """With a learned bias (training), the attention is written out; it equals PyTorch's
+    scaled_dot_product_attention, and so do the gradients of the bias table and the input."""
+    torch.manual_seed(0)
+    attn = WindowAttention(dim=48, window_size=4, num_heads=3)
+    x = torch.randn(2, 4, 16, 48, requires_grad=True)
+    mask = shifted_window_mask(8, 8, 4, 2)
+    out = attn(x, mask)  # grad enabled, the bias table requires grad: the written-out path
+    with torch.no_grad():
+        fused = attn(x, mask)  # scaled_dot_product_attention
+    torch.testing.assert_close(out, fused, rtol=1e-5, atol=1e-5)
+
+    def reference_grads() -> tuple[torch.Tensor, torch.Tensor]:
+        b, nw, n, c = x.shape
+        qkv = attn.qkv(x).view(b, nw, n, 3, 3, c // 3).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = (t.reshape(b, nw * 3, n, c // 3) for t in qkv.unbind(0))
+        am = (attn.relative_position_bias().unsqueeze(0) + mask.unsqueeze(1)).reshape(1, nw * 3, n, n)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=am)
+        y = attn.proj(y.view(b, nw, 3, n, c // 3).transpose(2, 3).reshape(b, nw, n, c))
+        return torch.autograd.grad(y.sum(), (attn.relative_position_bias_table, x))
+
+    mine = torch.autograd.grad(out.sum(), (attn.relative_position_bias_table, x))
+    for a, b in zip(mine, reference_grads()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -125,3 +125,23 @@ def test_a_video_model_needs_frames():
         AcousticLab([], {})
     only_sound = AcousticLab(clips, {})
     assert only_sound.result.probabilities == {} and only_sound.result.audio_wav[:4] == b"RIFF"
+
+
+def test_the_video_half_is_computed_once_per_clip_and_changes_nothing(lab):
+    """The controls change only the audio: the lab keeps each clip's video embedding (MER) and video logits,
+    and what it shows equals the models run on the whole clip."""
+    from merlib.models.mer import forward_logits
+
+    lab.controls["num_mics"].value = 3
+    lab.controls["clip"].value = 0
+    r = lab.result
+    clip = lab.clips[0]
+    model = lab.models["mer_sum_pe"]
+    with torch.no_grad():
+        direct = forward_logits(model, "mer_sum_pe", {"waveform": torch.from_numpy(r.reverberant)[None],
+                                                       "video": clip.video[None]}).softmax(-1)[0].numpy()
+    assert np.allclose(r.probabilities["mer_sum_pe"], direct, atol=1e-5)
+    assert ("mer_sum_pe", clip.clip_id) in lab._video_cache
+    cached = len(lab._video_cache)
+    lab.controls["t60"].value = 0.8
+    assert len(lab._video_cache) == cached  # the same clip: nothing new to compute

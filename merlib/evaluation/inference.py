@@ -110,17 +110,25 @@ def predict(
             has one, else by class (``HTSAT`` → waveform, ``VideoClassifier`` → video, ``MER`` → both);
             :data:`MODEL_INPUTS` gives them for the Table II names.
         device: where the forward pass runs (``"cpu"``, ``"cuda"``, a ``torch.device``).
-        autocast: ``None`` (full precision) or a dtype — ``torch.bfloat16``/``"bf16"`` on a GPU. Logits are
-            returned as float32 either way.
+        autocast: ``None`` (full precision), a dtype — ``torch.bfloat16``/``"bf16"`` on a GPU or on a CPU with
+            native bf16 (:func:`merlib.cpu.bf16_support`; elsewhere it is slower and warns) — or ``"auto"``
+            (bf16 where it is native, else full precision). Logits are returned as float32 either way.
         progress: show a tqdm bar.
     """
     import torch
+
+    from ..cpu import resolve_precision, tune_allocator
 
     keys = tuple(inputs) if inputs is not None else _infer_inputs(model)
     if not keys:
         raise ValueError("inputs is empty; name the batch entries forward takes, e.g. ('waveform',)")
     device = torch.device(device)
+    if isinstance(autocast, str) and autocast.lower() == "auto":
+        autocast = "bf16" if resolve_precision("auto", device.type) == "bf16" else None
     dtype = _autocast_dtype(autocast)
+    if dtype == torch.bfloat16:
+        resolve_precision("bf16", device.type)  # warns where the CPU only emulates bf16
+    tune_allocator()
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "to"):
         model = model.to(device)

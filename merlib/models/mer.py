@@ -105,8 +105,13 @@ class MER(nn.Module):
             )
         audio_embedding = self.audio(waveforms).embedding
         video_embedding = self.video(video)
+        return MEROutput(self.fuse(audio_embedding, video_embedding), audio_embedding, video_embedding)
+
+    def fuse(self, audio_embedding: torch.Tensor, video_embedding: torch.Tensor) -> torch.Tensor:
+        """The fusion head alone: logits ``(B, K)`` from the two embeddings. Lets a caller that varies only the
+        audio (the acoustic lab) compute a clip's video embedding once."""
         fused = torch.cat((video_embedding, audio_embedding), dim=1)  # video first, as the reference
-        return MEROutput(self.classifier(fused), audio_embedding, video_embedding)
+        return self.classifier(fused)
 
     def reference_layout(self) -> ReferenceLayout:
         """Audio trunk at the top level, ``video.`` ↔ ``video_encoder.``, ``classifier.`` as is."""
