@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=1440, help="rows of the t-SNE sets (1440 = RAVDESS speech)")
     p.add_argument("--sweep-clips", type=int, default=16, help="clips per sweep point (16 = the quick test set)")
     p.add_argument("--skip-paper", action="store_true", help="leave out the paper-size lab")
+    p.add_argument("--lab-only", action="store_true", help="only the acoustic lab's update latency")
     args = p.parse_args()
 
     import torch
@@ -127,8 +128,9 @@ def main() -> None:
 
     load_before = os.getloadavg()
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "merlib": merlib.__version__}
-    result["tsne"] = bench_tsne(args.clips)
-    result["sweep"] = bench_sweep(args.sweep_clips)
+    if not args.lab_only:
+        result["tsne"] = bench_tsne(args.clips)
+        result["sweep"] = bench_sweep(args.sweep_clips)
     result["lab"] = {"quick_cpu": bench_lab("quick", "cpu")}
     if not args.skip_paper:
         result["lab"]["paper_cpu"] = bench_lab("paper", "cpu")

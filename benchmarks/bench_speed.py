@@ -1,6 +1,6 @@
 """CPU speed of the paper-size models, this working tree against an earlier commit, side by side in one run.
 
-Notebook: 06_training_and_evaluation.ipynb (training and prediction); this script only measures them.
+Notebook: 06_fusion_training.ipynb (training and prediction); this script only measures them.
 
 One command::
 
@@ -19,7 +19,8 @@ data loading, at ``--threads`` torch threads (default 2):
 as the median over ``--steps`` timed calls after ``--warmup`` untimed ones, and the process's peak resident
 memory. Each process starts the way merlib's entry points start: ``merlib.cpu.tune_allocator()`` when the tree
 has it (``--no-allocator`` also measures this tree without it, to separate the allocator from the code).
-``--bf16`` also measures this tree under CPU bf16 autocast (``merlib.cpu.autocast``). Rows:
+``--bf16`` also measures this tree under CPU bf16 autocast (``merlib.cpu.autocast``), ``--compile`` under
+``torch.compile`` (the compile time apart). Rows:
 
 * ``audio_sum_pe``: audio Sum PE, 3 microphones, batch 8 (4 s clips, log-mel included);
 * ``audio_avg_mel``: audio Avg mel, 3 microphones, batch 8;
@@ -47,15 +48,16 @@ CASES = {"audio_sum_pe": (8, 3, None), "audio_avg_mel": (8, 3, None), "mer_sum_p
 
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     tree = spec["tree"]
+    # An editable install's finder would fill in modules the tree lacks (merlib.cpu in an older tree) from the
+    # installed checkout: drop it, so that every merlib module comes from the tree (checked below).
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")
+                        and "editable" not in getattr(f, "__name__", "")]
     sys.path.insert(0, tree)
     allocator = False
-    if spec["allocator"]:
-        try:
-            from merlib.cpu import tune_allocator
-        except ImportError:  # a tree from before merlib.cpu: nothing to turn on
-            pass
-        else:
-            allocator = tune_allocator(True)
+    if spec["allocator"] and (Path(tree) / "merlib" / "cpu.py").is_file():  # older trees have no merlib.cpu
+        from merlib.cpu import tune_allocator
+
+        allocator = tune_allocator(True)
     import resource
 
     import torch
@@ -64,8 +66,12 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import merlib
     from merlib.models.mer import build_model, forward_logits
 
-    if not str(Path(merlib.__file__).resolve()).startswith(str(Path(tree).resolve())):
-        raise SystemExit(f"merlib imported from {merlib.__file__}, not from the tree {tree}")
+    root = str(Path(tree).resolve()) + os.sep
+    strays = [m.__file__ for n, m in list(sys.modules.items())
+              if n.split(".")[0] == "merlib" and getattr(m, "__file__", None)
+              and not str(Path(m.__file__).resolve()).startswith(root)]
+    if strays:
+        raise SystemExit(f"merlib modules imported from outside the tree {tree}: {strays}")
     torch.set_num_threads(spec["threads"])
     name, phase = spec["model"], spec["phase"]
     batch, mics, video = CASES[name]
@@ -97,6 +103,12 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             with torch.inference_mode(), cast():
                 forward_logits(model, name, inputs)
 
+    compile_s = None
+    if spec.get("compile"):
+        model = torch.compile(model)  # the first call compiles (inductor, C++ on the CPU)
+        t0 = time.perf_counter()
+        call()
+        compile_s = time.perf_counter() - t0
     for _ in range(spec["warmup"]):
         call()
     times = []
@@ -104,8 +116,13 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
+    strays = [m.__file__ for n, m in list(sys.modules.items())
+              if n.split(".")[0] == "merlib" and getattr(m, "__file__", None)
+              and not str(Path(m.__file__).resolve()).startswith(root)]
+    if strays:
+        raise SystemExit(f"merlib modules imported from outside the tree {tree}: {strays}")
     median = statistics.median(times)
-    return {**spec, "allocator_tuned": allocator, "seconds": [round(t, 4) for t in times],
+    return {**spec, "allocator_tuned": allocator, "compile_s": compile_s, "seconds": [round(t, 4) for t in times],
             "clips_per_s": batch / median, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -151,24 +168,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--bf16", action="store_true", help="also this tree under CPU bf16 autocast")
     parser.add_argument("--no-allocator", action="store_true", help="also this tree without merlib.cpu.tune_allocator")
+    parser.add_argument("--compile", action="store_true", help="also this tree under torch.compile (first call "
+                        "timed apart as compile_s)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
 
-    variants: list[tuple[str, str, str, bool]] = []  # label, tree, precision, allocator
+    variants: list[tuple[str, str, str, bool, bool]] = []  # label, tree, precision, allocator, compile
     base_label = None
     if args.compare:
         path, commit = worktree(args.compare)
         base_label = f"{commit[:7]} fp32"
-        variants.append((base_label, str(path), "fp32", True))
+        variants.append((base_label, str(path), "fp32", True, False))
     this = _describe()
-    variants.append((f"{this} fp32", str(REPO), "fp32", True))
+    variants.append((f"{this} fp32", str(REPO), "fp32", True, False))
     if args.no_allocator:
-        variants.append((f"{this} fp32, system allocator", str(REPO), "fp32", False))
+        variants.append((f"{this} fp32, system allocator", str(REPO), "fp32", False, False))
     if args.bf16:
-        variants.append((f"{this} bf16", str(REPO), "bf16", True))
+        variants.append((f"{this} bf16", str(REPO), "bf16", True, False))
+    if args.compile:
+        variants.append((f"{this} fp32, torch.compile", str(REPO), "fp32", True, True))
 
     sys.path.insert(0, str(REPO))
     from merlib.cpu import bf16_support
@@ -177,16 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for model in args.models:
         for phase in args.phases:
-            for label, tree, precision, allocator in variants:
+            for label, tree, precision, allocator, compiled in variants:
                 spec = {"label": label, "tree": tree, "model": model, "phase": phase, "precision": precision,
-                        "allocator": allocator, "threads": args.threads, "steps": args.steps, "warmup": args.warmup}
+                        "allocator": allocator, "compile": compiled, "threads": args.threads, "steps": args.steps,
+                        "warmup": args.warmup}
                 row = _run(spec)
                 rows.append(row)
                 base = next((r for r in rows if r["label"] == base_label and r["model"] == model
                              and r["phase"] == phase), None)
                 ratio = f"{row['clips_per_s'] / base['clips_per_s']:.2f}×" if base else ""
                 print(f"{model:14s} {phase:5s} {label:40s} {row['clips_per_s']:7.2f} clips/s  "
-                      f"peak {row['peak_rss_mb'] / 1024:5.1f} GB  {ratio}", flush=True)
+                      f"peak {row['peak_rss_mb'] / 1024:5.1f} GB  {ratio}"
+                      + (f"  (compiled in {row['compile_s']:.0f} s)" if row.get("compile_s") else ""), flush=True)
     if args.out:
         from merlib.data.media import write_json
 

@@ -1,6 +1,6 @@
 """Running fast on the CPU: the memory allocator, and whether bf16 pays on this processor.
 
-Notebook: 06_training_and_evaluation.ipynb (the training loop and the prediction loop call these for you).
+Notebook: 06_fusion_training.ipynb (the training loop and the prediction loop call these for you).
 
 Two things decide how fast merlib's models run on a CPU, besides the number of cores:
 

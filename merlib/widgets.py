@@ -131,8 +131,11 @@ def _wav_bytes(x: np.ndarray, fs: int) -> bytes:
 
 
 def _png(fig: Figure, dpi: int = 80) -> bytes:
+    # The lab's figures have fixed margins (subplots_adjust): no constrained layout or tight bounding box, which
+    # measure every label again on each update and were most of an update's time. Fast zlib level: the PNGs
+    # are shown once and thrown away.
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
@@ -317,7 +320,8 @@ class AcousticLab:
     def _figure(self, result: LabResult, clip: EvalClip) -> Figure:
         scene, rirs, rev = result.scene, result.rirs, result.reverberant
         assert scene is not None and rirs is not None and rev is not None
-        fig = Figure(figsize=(13, 3.2), layout="constrained")
+        fig = Figure(figsize=(13, 3.2))
+        fig.subplots_adjust(left=0.015, right=0.995, bottom=0.15, top=0.91, wspace=0.16)
         ax_rir, ax_clean, ax_rev = fig.subplots(1, 3)
         t = np.arange(rirs.shape[1]) / scene.fs
         for m in range(rirs.shape[0]):
@@ -342,7 +346,8 @@ class AcousticLab:
         names = list(probabilities)
         k = len(next(iter(probabilities.values())))
         labels = class_names(k)
-        fig = Figure(figsize=(13, 2.8), layout="constrained")
+        fig = Figure(figsize=(13, 2.8))
+        fig.subplots_adjust(left=0.05, right=0.995, bottom=0.1, top=0.97)
         ax = fig.subplots()
         width = 0.8 / len(names)
         x = np.arange(k)
