@@ -46,6 +46,16 @@ REPO = HERE.parent
 CASES = {"audio_sum_pe": (8, 3, None), "audio_avg_mel": (8, 3, None), "mer_sum_pe": (4, 3, (8, 224))}
 
 
+def _check_tree(tree: str) -> None:
+    """Refuse to go on when any loaded ``merlib`` module comes from outside ``tree``."""
+    root = str(Path(tree).resolve()) + os.sep
+    strays = [m.__file__ for n, m in list(sys.modules.items())
+              if n.split(".")[0] == "merlib" and getattr(m, "__file__", None)
+              and not str(Path(m.__file__).resolve()).startswith(root)]
+    if strays:
+        raise SystemExit(f"merlib modules imported from outside the tree {tree}: {strays}")
+
+
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     tree = spec["tree"]
     # An editable install's finder would fill in modules the tree lacks (merlib.cpu in an older tree) from the
@@ -66,12 +76,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     import merlib
     from merlib.models.mer import build_model, forward_logits
 
-    root = str(Path(tree).resolve()) + os.sep
-    strays = [m.__file__ for n, m in list(sys.modules.items())
-              if n.split(".")[0] == "merlib" and getattr(m, "__file__", None)
-              and not str(Path(m.__file__).resolve()).startswith(root)]
-    if strays:
-        raise SystemExit(f"merlib modules imported from outside the tree {tree}: {strays}")
+    _check_tree(tree)
     torch.set_num_threads(spec["threads"])
     name, phase = spec["model"], spec["phase"]
     batch, mics, video = CASES[name]
@@ -116,11 +121,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    strays = [m.__file__ for n, m in list(sys.modules.items())
-              if n.split(".")[0] == "merlib" and getattr(m, "__file__", None)
-              and not str(Path(m.__file__).resolve()).startswith(root)]
-    if strays:
-        raise SystemExit(f"merlib modules imported from outside the tree {tree}: {strays}")
+    _check_tree(tree)
     median = statistics.median(times)
     return {**spec, "allocator_tuned": allocator, "compile_s": compile_s, "seconds": [round(t, 4) for t in times],
             "clips_per_s": batch / median, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -7,7 +7,8 @@ One command::
     python benchmarks/profile_models.py --out benchmarks/results/profile.json     # about 2 minutes on 2 cores
     python benchmarks/profile_models.py --models audio_sum_pe --top 8            # one model
 
-Each (model, phase) runs once untimed (warm-up), then once under ``torch.profiler.profile`` (CPU activity,
+The allocator is tuned as merlib's entry points tune it (:func:`merlib.cpu.tune_allocator`;
+``MERLIB_ALLOCATOR=system`` for glibc's defaults). Each (model, phase) runs once untimed (warm-up), then once under ``torch.profiler.profile`` (CPU activity,
 input shapes off). It prints the top operators by *self* CPU time — the time spent in the operator itself,
 not in the operators it calls — with their share of the step, and writes every table to ``--out``. Run it
 alone: two cores shared with anything else change the shares.
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    from merlib.cpu import tune_allocator
+
+    tune_allocator()  # as merlib's entry points do; MERLIB_ALLOCATOR=system profiles glibc's defaults
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()
