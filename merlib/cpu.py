@@ -47,7 +47,10 @@ def _glibc() -> Any | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        try:
+            libc = ctypes.CDLL("libc.so.6")  # glibc's name; find_library would spawn ldconfig or a compiler
+        except OSError:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         getattr(libc, "mallopt")
         getattr(libc, "gnu_get_libc_version")
     except (OSError, AttributeError):

@@ -285,27 +285,35 @@ def test_checkpoints_truncated_empty_garbage_and_ddp_prefixed(capsys, tmp_path: 
 # ------------------------------------------------------------------------------------- interrupted builds
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: Ctrl-C as in an interactive shell — SIGINT neither ignored nor blocked, whatever
+    the test process inherited or set (a disposition of SIG_IGN and the signal mask survive fork and exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _merlib(*argv, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "merlib", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_terminal, **kwargs)
 
 
-def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120) -> tuple[str, str]:
+    """Send Ctrl-C once ``ready()``; returns the command's (stdout, stderr). The pipes are read while it stops,
+    so a command with much to print cannot block on a full pipe."""
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "the build never got going"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # Ctrl-C, as a user would
-    proc.wait(timeout=60)
+    return proc.communicate(timeout=60)
 
 
 @pytest.mark.slow
 def test_interrupted_synth_is_refused_by_name_until_finished(capsys, tmp_path: Path):
     out = tmp_path / "synth"
     proc = _merlib("synth", out, "--quick", "--workers", "1", "--no-progress")
-    _interrupt_when(proc, lambda: len(list(out.rglob("*.wav"))) >= 3)
-    _, err = proc.communicate()
+    _, err = _interrupt_when(proc, lambda: len(list(out.rglob("*.wav"))) >= 3)
     assert proc.returncode == 130 and "Traceback" not in err and "resumes" in err, err
     assert not list(out.rglob("*.part*"))  # every file it left is whole
     err = refused(capsys, "scan", out, names=out)
@@ -319,8 +327,7 @@ def test_interrupted_reverb_leaves_no_manifest_and_resumes(capsys, tmp_path: Pat
     corpus = tiny_corpus(tmp_path / "corpus", actors=tuple(range(1, 9)), emotions=(2, 3, 4, 5, 6), seconds=2.0)
     rev = tmp_path / "rev"
     proc = _merlib("reverb", corpus, "--out", rev, "--workers", "1", "--no-progress")
-    _interrupt_when(proc, lambda: len(list(rev.rglob("*.flac"))) >= 4)
-    _, err = proc.communicate()
+    _, err = _interrupt_when(proc, lambda: len(list(rev.rglob("*.flac"))) >= 4)
     assert proc.returncode == 130 and "Traceback" not in err, err
     build = next(rev.glob("reverb-*"))
     assert not (build / "manifest.csv").exists()
