@@ -10,8 +10,8 @@ Two things decide how fast merlib's models run on a CPU, besides the number of c
   to the kernel too. :func:`tune_allocator` keeps freed memory in the process instead (``mallopt``:
   no ``mmap`` for large blocks, no trimming), which is what the PyTorch CPU tuning guide gets by preloading
   jemalloc or tcmalloc (https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html, "Switch memory
-  allocator") — without a new dependency. Measured on 2 cores (``benchmarks/README.md``): the paper-size
-  audio Sum PE trains ~1.35× and the R(2+1)D video model ~1.8× faster. The price is that the process keeps
+  allocator") — without a new dependency. Measured on 2 cores (``benchmarks/README.md``, against the same code with
+  glibc's defaults): the paper-size audio Sum PE trains ~1.1× and MER Sum PE ~1.9× faster. The price is that the process keeps
   its peak memory until it ends (or until :func:`release_memory`). merlib's entry points (the ``merlib``
   command, :func:`merlib.training.train`, :func:`merlib.evaluation.predict`, the acoustic lab) call it;
   ``MERLIB_ALLOCATOR=system`` in the environment turns it off. It does nothing outside Linux with glibc.
