@@ -11,6 +11,7 @@
     merlib fetch ace --to DIR                   # the ACE "Mobile" RIRs from Zenodo
     merlib check-data DIR [--deep]              # what a RAVDESS / ACE copy holds, and what is missing
     merlib check-weights PATH                   # what a checkpoint is, and which merlib model it loads into
+    merlib predict FILE… --model RUN            # classify your own recordings (any length, any sample rate)
 
 Bad input (a missing or unreadable file, a wrong folder, a full disk) is answered by one line naming the file
 and the fix, with exit status 2; ``--debug`` shows the traceback instead. Exit statuses and the rule for bad
@@ -314,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted", action="store_true",
                    help="allow full unpickling for a file holding more than tensors (only for files you trust)")
     p.set_defaults(func=_cmd_check_weights)
+
+    from .predict import add_predict_parser
+
+    add_predict_parser(sub)
     for command in sub.choices.values():  # `merlib CMD … --debug` works as well as `merlib --debug CMD …`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser

@@ -354,6 +354,11 @@ class EmotionModule(L.LightningModule):
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return forward_logits(self.model, self.spec, batch)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # which Table II model and recipe these weights are, so that a .ckpt copied out of its run folder still
+        # loads by itself (merlib.predict.load_model); plain strings and numbers, readable with weights_only=True
+        checkpoint["merlib"] = {"model": self.spec.name, "train": self.cfg.to_dict()}
+
     def _loss_acc(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch).float()  # the loss in float32 also under bf16 autocast
         labels = batch["label"]

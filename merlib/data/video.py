@@ -324,7 +324,7 @@ def detect_face_box(frames: np.ndarray, margin: float = 0.25, detect_width: int 
     return left, top, side
 
 
-def _count_frames(path: Path) -> tuple[int, float]:
+def count_frames(path: str | os.PathLike) -> tuple[int, float]:
     """Frame count and rate from the mp4 header; counts packets (no decoding) when the header has none."""
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -370,21 +370,28 @@ def load_clip_frames(path: str | os.PathLike, settings: FrameSettings | None = N
     settings = settings or FrameSettings()
     path = Path(path)
     try:
-        total, fps = _count_frames(path)
+        total, fps = count_frames(path)
     except av.error.FFmpegError as err:
         raise MediaError(f"cannot open video {path}: {err}. Re-download or regenerate it.") from err
     if total < 1:
         raise MediaError(f"video {path} holds no frames (truncated?). Re-download or regenerate it.")
     indices = sample_indices(frame_window(total, fps, settings), settings.n_frames)
-    frames = decode_frames(path, indices)
+    frames, box = crop_and_resize(decode_frames(path, indices), settings)
+    return ClipFrames(frames, [int(i) for i in indices], total, fps, box)
+
+
+def crop_and_resize(
+    frames: np.ndarray, settings: FrameSettings
+) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+    """Steps 2–3 on decoded frames ``(T, H, W, 3)``: the face crop (when ``settings.face_crop`` and a face is
+    found) and the resize to ``settings.size``. Returns the frames and the face box (None without one)."""
     box = None
     if settings.face_crop:
         box = detect_face_box(frames, settings.face_margin)
         if box is not None:
             left, top, side = box
             frames = frames[:, top : top + side, left : left + side]
-    frames = resize_frames(frames, settings.size, settings.keep_aspect, settings.antialias)
-    return ClipFrames(frames, [int(i) for i in indices], total, fps, box)
+    return resize_frames(frames, settings.size, settings.keep_aspect, settings.antialias), box
 
 
 def normalize_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
