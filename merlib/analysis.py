@@ -66,6 +66,7 @@ __all__ = [
     "draw_scene",
     "robustness_sweep",
     "plot_robustness",
+    "plot_window_probabilities",
 ]
 
 #: One colour per emotion (class order), from matplotlib's tab10, and one marker, so the t-SNE maps read
@@ -457,17 +458,20 @@ def plot_room_accuracy(
 
 @dataclass
 class EvalClip:
-    """One clip for evaluating models on new rooms: clean 16 kHz audio (N,), the cached frames, the labels."""
+    """One clip for evaluating models on new rooms: clean 16 kHz audio (N,), the cached frames, the labels.
+
+    ``label`` and ``actor`` are None for a clip nobody labelled (a sound of your own in the acoustic lab,
+    :func:`merlib.widgets.load_clip`)."""
 
     clip_id: str
-    label: int
-    actor: int
+    label: int | None
+    actor: int | None
     waveform: np.ndarray
     video: torch.Tensor | None = None
 
     @property
     def emotion(self) -> str:
-        return EMOTIONS[self.label]
+        return "unknown" if self.label is None else EMOTIONS[self.label]
 
 
 def load_eval_clips(
@@ -688,3 +692,50 @@ def plot_robustness(
     axes[0].legend(fontsize=8)
     save_figure(fig, out_dir, name)
     return fig
+
+
+def plot_window_probabilities(
+    result: Any,
+    segments: Sequence[tuple[float, float, str]] | None = None,
+    title: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    name: str = "own_clip",
+) -> Figure:
+    """A recording's per-window class probabilities over time (:func:`merlib.predict.predict_file`).
+
+    Each emotion is a line through its windows' probabilities, drawn at the window centres; grey bars under the
+    axis show the extent of the first and the last window. ``segments`` — ``(start_s, end_s, emotion)`` of the parts whose emotion is
+    known — shade the background in that emotion's colour. The title gives the file's prediction (the mean over
+    windows).
+    """
+    probs = np.asarray(result.window_probs)
+    if probs.ndim != 2 or not len(probs):
+        raise ValueError("the result has no windows (was the file classified? see result.error)")
+    names = list(result.classes)
+    centres = np.asarray(result.starts) + result.window_s / 2
+    fig = Figure(figsize=(9.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for start, end, emotion in segments or ():
+        k = names.index(emotion)
+        ax.axvspan(start, end, color=EMOTION_COLOURS[k % len(EMOTION_COLOURS)], alpha=0.15, lw=0)
+        ax.text((start + end) / 2, 1.02, f"true: {emotion}", ha="center", va="bottom", fontsize=8,
+                transform=ax.get_xaxis_transform())
+    for k, label in enumerate(names):
+        ax.plot(centres, probs[:, k], marker=EMOTION_MARKERS[k % len(EMOTION_MARKERS)], ms=4, lw=1.6,
+                color=EMOTION_COLOURS[k % len(EMOTION_COLOURS)], label=label)
+    # the extent of the first and the last window (drawing all of them would hide each other)
+    for j in sorted({0, len(result.starts) - 1}):
+        start = result.starts[j]
+        ax.plot([start, start + result.window_s], [-0.05 - 0.04 * j / max(1, len(result.starts) - 1)] * 2,
+                color="0.55", lw=3, solid_capstyle="butt", label=f"{result.window_s:g} s window" if j == 0 else None)
+    ax.set_xlim(0, max(result.duration_s, result.starts[-1] + result.window_s))
+    ax.set_ylim(-0.12, 1.0)
+    ax.set_xlabel("time (s) — each point is the window centred there; grey: the first and the last window")
+    ax.set_ylabel("probability")
+    top = int(np.argmax(result.probs))
+    ax.set_title(title or f"{Path(result.path).name}: {names[top]} ({result.probs[top]:.2f}, mean of "
+                          f"{len(probs)} windows)", fontsize=10, pad=14 if segments else 6)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    save_figure(fig, out_dir, name)
+    return fig
+

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from merlib.data.ravdess import EMOTIONS
+from merlib.predict import window_starts
 from merlib.reproduce import execute_notebook, notebook_paths
 
 
@@ -101,7 +103,13 @@ def _check_07(m: dict) -> None:
     assert len(m["robustness"]) == 4 * (4 + 3) and all(r["low"] <= r["accuracy"] <= r["high"] for r in m["robustness"])
     assert m["lab_updates"] == 4 and m["lab_audio_bytes"] > 100_000
     assert all(abs(s - 1) < 1e-5 for when in m["lab_probability_sums"].values() for s in when.values())
-    assert {"tsne.png", "confusion.png", "room_accuracy.png", "robustness.png"} <= set(m["figures"])
+    assert {"tsne.png", "confusion.png", "room_accuracy.png", "robustness.png", "own_clip.png"} <= set(m["figures"])
+    # "your own clip": three joined test clips through merlib.predict, the 3-channel file to Sum PE
+    own = m["own_clip"]
+    assert own["model"] == "audio_sum_pe" and [s[2] for s in own["segments"]] == ["happy", "sad", "angry"]
+    assert own["windows"] == len(window_starts(own["duration_s"], hop_s=own["hop_s"])) > 10
+    assert own["duration_s"] == pytest.approx(own["segments"][-1][1], abs=1e-3)
+    assert all(abs(s - 1) < 1e-5 for s in own["window_probability_sums"]) and own["prediction"] in EMOTIONS
     # training drew the phone inside the critical distance; the test rooms' published positions lie farther out
     assert m["distance_over_dc"]["training rooms"] <= 1.0 and len(m["distance_over_dc"]) == 8  # + the 7 rooms
     assert max(m["distance_over_dc"].values()) > 1.0

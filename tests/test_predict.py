@@ -291,3 +291,18 @@ def test_csv_marks_failed_files(runs, files):
     loaded = load_model(runs["audio_rev_sc"])
     text = results_to_csv(predict_files([files["empty"]], loaded))
     assert text.splitlines()[1].endswith("(0 bytes): a copy or recording that did not finish")
+
+
+def test_window_probability_figure(runs, files):
+    from merlib.analysis import plot_window_probabilities
+
+    r = predict_file(files["stereo48k"], load_model(runs["audio_rev_sc"]), hop_s=1.0)
+    fig = plot_window_probabilities(r, [(0.0, 5.0, "happy"), (5.0, 10.0, "sad")])
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label() in r.classes]
+    assert len(lines) == 8 and all(len(line.get_xdata()) == len(r.starts) == 7 for line in lines)
+    assert np.allclose(lines[0].get_xdata(), np.asarray(r.starts) + 2.0)  # at the window centres
+    assert r.label in ax.get_title()
+    failed = predict_files([files["empty"]], load_model(runs["audio_rev_sc"]))[0]
+    with pytest.raises(ValueError, match="no windows"):
+        plot_window_probabilities(failed)
