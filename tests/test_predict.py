@@ -75,6 +75,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     sf.write(out["three16k"], three, 16000)
     out["three16k_swapped"] = d / "three_mics_swapped.flac"
     sf.write(out["three16k_swapped"], three[:, [2, 1, 0]], 16000)
+    out["mp3"] = d / "voice_44k.mp3"
+    sf.write(out["mp3"], _speechy(6.5, 44100, 5)[:, 0], 44100, format="MP3")
     rng = np.random.default_rng(3)
     frames = np.zeros((75, 96, 128, 3), np.uint8)  # 3 s at 25 fps: a bright square moving over a dark room
     for i in range(75):
@@ -144,6 +146,11 @@ def test_8k_mono_1_5s_is_one_padded_window(runs, files):
     assert r.starts == [0.0] and abs(r.duration_s - 1.5) < 1e-3 and r.sample_rate == 8000
     x16 = resample_poly(sf.read(files["mono8k"], dtype="float32")[0], 2, 1).astype(np.float32)[None]
     np.testing.assert_allclose(r.window_probs[0], _direct(loaded.model, "audio_rev_sc", x16), atol=2e-5)
+
+
+def test_mp3_at_44_1k(runs, files):
+    r = predict_file(files["mp3"], load_model(runs["audio_rev_sc"]))
+    assert r.sample_rate == 44100 and abs(r.duration_s - 6.5) < 0.1 and r.starts == [0.0, 2.0, 4.0]
 
 
 def test_three_channel_flac_feeds_sum_pe_in_the_array_order(runs, files):
