@@ -8,6 +8,18 @@ room (:func:`merlib.acoustics.simulate_scene`), reverberates the clean clip with
 (:func:`merlib.acoustics.reverberate`), plays microphone 1, draws the RIRs and the log-mels, and shows each
 trained model's class probabilities for exactly that signal.
 
+Your own sound: the upload button takes a .wav, .flac, .mp3, .ogg or .mp4 file and makes it the clip — decoded,
+mixed to mono, resampled to 16 kHz, its first 4 s kept and a shorter one zero-padded, as the corpus' clips are
+(:func:`load_clip`). It joins the clip chooser under its file name and is selected, so the room is simulated
+again and every model runs on it. Its emotion is unknown (the probabilities show no true class), and it has no
+face video, so the models that read video are not run on it. A file that cannot be used (empty, not audio,
+truncated, silent) is reported in the status line and the previous clip stays. :meth:`AcousticLab.add_clip_file`
+does the same without the button (tests, scripts, a notebook cell).
+
+Layout: the control column keeps its width, so labels and readouts are never cut; the status line and the players
+take the rest of the row, and the status text wraps inside it. On a page too narrow for both, the right-hand
+column moves below the controls, and the figures shrink to the page's width.
+
 Headless runs (papermill, CI) build the panel without a browser; tests drive it by setting a control's
 ``value`` — the callbacks run synchronously — and read :attr:`AcousticLab.result`. The panel uses ``Image``,
 ``Audio`` and ``HTML`` widgets updated in place, never an ``Output`` widget, because capturing output into an
@@ -24,9 +36,12 @@ import dataclasses
 import html
 import io
 import math
+import os
+import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,16 +62,30 @@ from .acoustics import (
 )
 from .analysis import EMOTION_COLOURS, EvalClip
 from .cpu import tune_allocator
+from .data.media import read_audio, resample
+from .datasets import CLIP_SAMPLES
+from .errors import MediaError, MerlibError
 from .evaluation import class_names
 from .features import LogMel
 from .models.mer import MER, audio_branch, forward_logits, get_spec
 from .paper_results import MODEL_LABELS
 
-__all__ = ["LabSettings", "LabResult", "lab_scene", "AcousticLab"]
+__all__ = ["LabSettings", "LabResult", "lab_scene", "load_clip", "AcousticLab", "AUDIO_FILE_TYPES"]
 
 SOURCE_HEIGHT = 1.75  # m, the paper's training source height
 MIC_HEIGHT = 1.6  # m, the paper's microphone height
 WALL_MARGIN = 0.1  # m, microphones at least this far from the walls (as the paper sampler)
+
+#: The files the upload button offers (:func:`load_clip` reads each).
+AUDIO_FILE_TYPES = ".wav,.flac,.mp3,.ogg,.mp4"
+_CONTAINERS = (".mp4", ".m4a", ".mov", ".mkv")  # read with PyAV (merlib.data.media.read_audio)
+#: The control column: labels as wide as the longest one ("source–phone (m)") in JupyterLab's 13 px widget font,
+#: with room to spare; the column as wide as a label and a corpus clip's name in the chooser (a slider and its
+#: readout need less).
+LABEL_WIDTH = "140px"
+CONTROL_WIDTH = "460px"
+#: The status line's text wraps inside its box instead of running past the page's edge.
+_WRAP = "white-space: normal; overflow-wrap: anywhere; line-height: 1.45"
 
 
 @dataclass
@@ -81,7 +110,8 @@ class LabResult:
         scene: the simulated room (None when the settings were impossible).
         rirs: (C, L) RIRs of the microphones that are on.
         reverberant: (C, N) the signals those microphones recorded.
-        probabilities: ``{model name: (K,) softmax}`` for each model.
+        probabilities: ``{model name: (K,) softmax}`` for each model that ran.
+        not_run: the models that read video, when the clip has no frames (a sound of your own).
         audio_wav, clean_wav: microphone 1 and the clean clip as 16-bit wav bytes.
         figure_png, probabilities_png: the two figures as PNG bytes.
         error: why the settings could not be simulated (the panel then keeps the previous sound and figures).
@@ -92,6 +122,7 @@ class LabResult:
     rirs: np.ndarray | None = None
     reverberant: np.ndarray | None = None
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    not_run: list[str] = field(default_factory=list)
     audio_wav: bytes = b""
     clean_wav: bytes = b""
     figure_png: bytes = b""
@@ -121,6 +152,67 @@ def lab_scene(length: float, width: float, height: float, t60: float, distance: 
                          yaw=0.0, array_center=center, fs=fs, name="acoustic lab")
     raise ValueError(f"a phone {distance:g} m from the source does not fit in a {length:g} × {width:g} m room; "
                      "shorten the distance or enlarge the room")
+
+
+def load_clip(
+    source: str | os.PathLike | bytes | bytearray | memoryview,
+    name: str | None = None,
+    clip_samples: int = CLIP_SAMPLES,
+    fs: int = 16000,
+) -> EvalClip:
+    """A sound file of your own as a lab clip, prepared as the corpus' clips are.
+
+    Decoded (wav, flac, mp3 and ogg with soundfile; the audio track of an mp4 with PyAV), the channels averaged,
+    resampled to ``fs``, the first ``clip_samples`` (4 s) kept and a shorter sound zero-padded to that length.
+    Its emotion and actor are unknown (None) and it has no frames.
+
+    Args:
+        source: a path, or the file's bytes (what the upload button receives).
+        name: the clip's name in the chooser (default: the file's name; "your sound" for bytes).
+
+    Raises:
+        MediaError: the file is empty, not audio, truncated before its first sample, or silent in its first 4 s.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), name or "your sound"
+    else:
+        path = Path(source)
+        data, name = path.read_bytes(), name or path.name
+    *others, last = AUDIO_FILE_TYPES.split(",")
+    hint = f"choose a {', '.join(others)} or {last} file with sound in it"
+    if not data:
+        raise MediaError(f"{name} is empty (0 bytes); {hint}")
+    wave = _decode(data, name, fs, hint)[:clip_samples]
+    if not np.all(np.isfinite(wave)):
+        raise MediaError(f"{name} holds samples that are not numbers (NaN or infinite); {hint}")
+    if not np.any(wave):
+        raise MediaError(f"the first {clip_samples / fs:g} s of {name} are silent; {hint}")
+    wave = np.pad(wave, (0, clip_samples - wave.size))
+    return EvalClip(name, None, None, wave.astype(np.float32))
+
+
+def _decode(data: bytes, name: str, fs: int, hint: str) -> np.ndarray:
+    """A file's bytes as mono float32 (N,) at ``fs``."""
+    if Path(name).suffix.lower() in _CONTAINERS or data[4:8] == b"ftyp":  # an MP4-family file
+        # PyAV reads from a path: decode a temporary copy, and name the user's file in the message
+        with tempfile.TemporaryDirectory(prefix="merlib-clip-") as tmp:
+            path = Path(tmp) / "clip.mp4"
+            path.write_bytes(data)
+            try:
+                return read_audio(path, fs)
+            except MediaError as err:
+                why = getattr(err.__cause__, "strerror", None)  # FFmpeg's reason, without the temporary path
+                if why:
+                    raise MediaError(f"cannot decode {name} as audio ({why}); {hint}") from None
+                raise MediaError(f"{str(err).replace(str(path), name).rstrip('.')}; {hint}") from None
+    try:
+        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        why = (getattr(err, "error_string", None) or str(err)).rstrip(".")
+        raise MediaError(f"cannot decode {name} as audio ({why}); {hint}") from None
+    if x.shape[0] == 0:
+        raise MediaError(f"{name} holds no samples (truncated?); {hint}")
+    return resample(x.mean(axis=1), sr, fs)
 
 
 def _wav_bytes(x: np.ndarray, fs: int) -> bytes:
@@ -154,7 +246,9 @@ class AcousticLab:
     Attributes:
         controls: ``{"clip", "length", "width", "height", "t60", "distance", "num_mics"}`` → widget; setting a
             control's ``value`` updates everything.
+        upload: the ``FileUpload`` button; a file chosen there goes through :meth:`add_clip_file`.
         result: the latest :class:`LabResult`.
+        upload_error: why the last file could not be used (None after one that could).
         panel: the ipywidgets ``VBox`` to display (a notebook displays the lab object itself too).
     """
 
@@ -185,38 +279,56 @@ class AcousticLab:
         tune_allocator()
         self.logmel = LogMel()
         s = settings or LabSettings()
-        style = {"description_width": "150px"}
-        layout = w.Layout(width="420px")
+        style = {"description_width": LABEL_WIDTH}
+
+        def row() -> Any:  # each control fills the column (a flex column stretches it; "100%" plus the widget's
+            return w.Layout(width="auto")  # margins would overflow it); its label keeps LABEL_WIDTH
 
         def slider(desc: str, value: float, lo: float, hi: float, step: float, fmt: str = ".2f") -> Any:
             return w.FloatSlider(value=value, min=lo, max=hi, step=step, description=desc, readout_format=fmt,
-                                 continuous_update=False, style=style, layout=layout)
+                                 continuous_update=False, style=style, layout=row())
 
         self.controls: dict[str, Any] = {
-            "clip": w.Dropdown(options=[(f"{c.clip_id} · {c.emotion} · actor {c.actor}", i)
-                                        for i, c in enumerate(self.clips)],
-                               value=s.clip, description="clip", style=style, layout=layout),
+            "clip": w.Dropdown(options=self._clip_options(), value=s.clip, description="clip", style=style,
+                               layout=row()),
             "length": slider("room length (m)", s.length, 3.0, 12.0, 0.1, ".1f"),
             "width": slider("room width (m)", s.width, 3.0, 12.0, 0.1, ".1f"),
             "height": slider("room height (m)", s.height, 2.4, 5.0, 0.1, ".1f"),
             "t60": slider("T60 (s)", s.t60, 0.15, 1.5, 0.05),
             "distance": slider("source–phone (m)", s.distance, 0.2, 6.0, 0.05),
             "num_mics": w.IntSlider(value=s.num_mics, min=1, max=3, description="microphones on",
-                                    continuous_update=False, style=style, layout=layout),
+                                    continuous_update=False, style=style, layout=row()),
         }
-        self.status = w.HTML()
-        self.clean_audio = w.Audio(format="wav", autoplay=False, loop=False)
-        self.audio = w.Audio(format="wav", autoplay=False, loop=False)
-        self.figure = w.Image(format="png")
-        self.probability_image = w.Image(format="png")
-        listen = w.HBox([w.VBox([w.HTML("<b>clean</b>"), self.clean_audio]),
-                         w.VBox([w.HTML("<b>microphone 1 in the room</b>"), self.audio])])
-        self.panel = w.VBox([w.HBox([w.VBox(list(self.controls.values())), w.VBox([self.status, listen])]),
-                             self.figure, self.probability_image])
+        self.upload = w.FileUpload(accept=AUDIO_FILE_TYPES, multiple=False, description="your own sound",
+                                   icon="upload", tooltip="a .wav, .flac, .mp3, .ogg or .mp4 file becomes the clip",
+                                   layout=w.Layout(width="auto", flex="0 0 auto", margin=f"6px 8px 2px {LABEL_WIDTH}"))
+        upload_note = w.HTML(f"<div style='{_WRAP}; font-size: 12px; color: var(--jp-ui-font-color2, #666)'>"
+                             "its first 4 s become the clip</div>", layout=w.Layout(flex="1 1 auto", min_width="0"))
+        # fixed width, never shrunk by the right-hand column: labels and slider readouts stay whole
+        controls = w.VBox([*self.controls.values(), w.HBox([self.upload, upload_note], layout=row())],
+                          layout=w.Layout(flex="0 0 auto", width=CONTROL_WIDTH, min_width=CONTROL_WIDTH,
+                                          margin="0 16px 8px 0"))
+        self.status = w.HTML(layout=w.Layout(width="auto", min_width="0"))
+        self.clean_audio = w.Audio(format="wav", autoplay=False, loop=False, layout=w.Layout(width="auto"))
+        self.audio = w.Audio(format="wav", autoplay=False, loop=False, layout=w.Layout(width="auto"))
+        self.figure = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.probability_image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        player = w.Layout(flex="1 1 240px", min_width="0")
+        listen = w.HBox([w.VBox([w.HTML("<b>clean</b>"), self.clean_audio], layout=player),
+                         w.VBox([w.HTML("<b>microphone 1 in the room</b>"), self.audio], layout=player)],
+                        layout=w.Layout(flex_flow="row wrap", width="100%"))
+        # flexible, and may shrink to nothing: its text wraps. A 300 px basis (not "auto", the status's unwrapped
+        # width) keeps it beside the controls while 300 px are left, below them when not (the row wraps).
+        right = w.VBox([self.status, listen], layout=w.Layout(flex="1 1 300px", min_width="0"))
+        top = w.HBox([controls, right], layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+        self.panel = w.VBox([top, self.figure, self.probability_image], layout=w.Layout(width="100%"))
         self.result: LabResult | None = None
+        self.upload_error: str | None = None
         self.updates = 0
+        self._quiet = False  # True while the chooser's options are replaced: no update for that
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
+        self.upload.observe(self._on_upload, names="value")
         self.update()
 
     # -- the widget protocol -----------------------------------------------------------------------
@@ -225,7 +337,67 @@ class AcousticLab:
         return self.panel._repr_mimebundle_(**kwargs)
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
-        self.update()
+        if not self._quiet:
+            self.update()
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        files = change["new"]
+        if not files:  # cleared below
+            return
+        upload = files[0]  # ipywidgets 8: {"name", "type", "size", "content": memoryview, "last_modified"}
+        name = str(upload.get("name") or "your sound")
+        try:
+            self.add_clip_file(upload["content"], name=name)
+        except Exception as err:  # a widget callback has nowhere to show a traceback: say what went wrong instead
+            self.upload_error = str(err) if isinstance(err, MerlibError) else f"cannot use {name}: {err!r}"
+            clip = self.clips[self.settings.clip]
+            self._set_status(f"<span style='color:#b00'>⚠ {html.escape(self.upload_error)}</span> — the lab keeps "
+                             f"the clip {html.escape(clip.clip_id)}")
+        finally:
+            self.upload.value = ()  # so that choosing the same file again is a change
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = f"<div style='{_WRAP}'>{text}</div>"
+
+    def _clip_options(self) -> list[tuple[str, int]]:
+        return [(f"{c.clip_id} · {c.emotion} · actor {c.actor}" if c.label is not None else
+                 f"{c.clip_id} · your sound, emotion unknown", i) for i, c in enumerate(self.clips)]
+
+    # -- your own sound ----------------------------------------------------------------------------
+
+    def add_clip(self, clip: EvalClip) -> LabResult:
+        """Add ``clip`` to the chooser and select it: the room is simulated again and every model runs on it
+        (those that read video only when it has frames). A clip with the name and sound of one already there
+        is selected, not added twice; another clip of the same name gets " (2)" appended. Returns the result."""
+        chooser = self.controls["clip"]
+        same = [i for i, c in enumerate(self.clips) if c.clip_id == clip.clip_id
+                and c.waveform.shape == clip.waveform.shape and np.array_equal(c.waveform, clip.waveform)]
+        if same:
+            index = same[0]
+        else:
+            taken, name, n = {c.clip_id for c in self.clips}, clip.clip_id, 2
+            while name in taken:
+                name, n = f"{clip.clip_id} ({n})", n + 1
+            self.clips.append(dataclasses.replace(clip, clip_id=name))
+            index = len(self.clips) - 1
+            self._quiet = True
+            try:
+                chooser.options = self._clip_options()
+            finally:
+                self._quiet = False
+        self.upload_error = None
+        if chooser.value == index:
+            return self.update()
+        chooser.value = index  # its observer updates the lab
+        assert self.result is not None
+        return self.result
+
+    def add_clip_file(self, source: str | os.PathLike | bytes | bytearray | memoryview,
+                      name: str | None = None) -> LabResult:
+        """A sound file of your own (a path or its bytes) as the lab's clip: :func:`load_clip`, then
+        :meth:`add_clip`. What the upload button runs. Raises :class:`~merlib.errors.MediaError` for a file that
+        cannot be used, and the lab keeps its clip."""
+        return self.add_clip(load_clip(source, name, clip_samples=CLIP_SAMPLES))
 
     @property
     def settings(self) -> LabSettings:
@@ -253,6 +425,8 @@ class AcousticLab:
         with torch.inference_mode():
             for name, model in self.models.items():
                 spec = self.specs[name]
+                if spec.uses_video and clip.video is None:
+                    continue  # a sound of your own has no face video (compute lists these as not_run)
                 if not spec.uses_audio:
                     logits = self._video_output(name, model, clip)
                 else:
@@ -284,6 +458,7 @@ class AcousticLab:
         rirs, rev = all_rirs[: settings.num_mics], everything[: settings.num_mics]
         result.scene, result.rirs, result.reverberant = scene, rirs, rev
         result.probabilities = self._probabilities(rev, clip)
+        result.not_run = [name for name in self.models if name not in result.probabilities]
         result.audio_wav = _wav_bytes(rev[0], scene.fs)
         result.clean_wav = _wav_bytes(clip.waveform, scene.fs)
         result.figure_png = _png(self._figure(result, clip))
@@ -297,22 +472,25 @@ class AcousticLab:
         self.updates += 1
         self.result = result
         if result.error:
-            self.status.value = f"<span style='color:#b00'>⚠ {html.escape(result.error)}</span>"
+            self._set_status(f"<span style='color:#b00'>⚠ {html.escape(result.error)}</span>")
             return result
         scene = result.scene
         assert scene is not None
         ratio = scene.distance / scene.critical_distance
-        self.status.value = (
+        not_run = ""
+        if result.not_run:
+            names = ", ".join(MODEL_LABELS.get(n, n) for n in result.not_run)
+            not_run = f" · not run on this sound (no face video): {html.escape(names)}"
+        self._set_status(
             f"V = {scene.volume:.0f} m³ · T60 = {scene.t60:.2f} s · critical distance d<sub>c</sub> = "
             f"{scene.critical_distance:.2f} m · d / d<sub>c</sub> = {ratio:.2f} "
             f"({'direct sound dominates' if ratio < 1 else 'reverberation dominates'}) · "
-            f"DRR (theory) {scene.drr_theory_db:+.1f} dB · {result.settings.num_mics} microphone(s) on"
+            f"DRR (theory) {scene.drr_theory_db:+.1f} dB · {result.settings.num_mics} microphone(s) on{not_run}"
         )
         self.audio.value = result.audio_wav
         self.clean_audio.value = result.clean_wav
         self.figure.value = result.figure_png
-        if result.probabilities_png:
-            self.probability_image.value = result.probabilities_png
+        self.probability_image.value = result.probabilities_png  # empty when no model ran: no stale bars
         return result
 
     # -- drawing -----------------------------------------------------------------------------------
@@ -355,7 +533,8 @@ class AcousticLab:
             p = probabilities[name]
             ax.bar(x + (i - (len(names) - 1) / 2) * width, 100 * p, width, color=f"C{i}",
                    label=f"{MODEL_LABELS.get(name, name)} → {labels[int(np.argmax(p))]}")
-        ax.axvspan(clip.label - 0.45, clip.label + 0.45, color=EMOTION_COLOURS[clip.label % 8], alpha=0.15)
+        if clip.label is not None:  # a sound of your own has no true class
+            ax.axvspan(clip.label - 0.45, clip.label + 0.45, color=EMOTION_COLOURS[clip.label % 8], alpha=0.15)
         ax.axhline(100 / k, color="grey", ls=":", lw=1)
         ax.set_xticks(x, [f"{n}{' (true)' if j == clip.label else ''}" for j, n in enumerate(labels)])
         ax.set_ylabel("probability (%)")
