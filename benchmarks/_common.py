@@ -56,6 +56,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def best_time(fn, repeat: int = 1, warmup: int = 0) -> float:
+    """The shortest of ``repeat`` timed calls of ``fn`` (seconds), after ``warmup`` untimed ones."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def bf16_autocast(cuda: bool):
     """bf16 autocast on a GPU (how merlib trains there); full precision on the CPU."""
     import torch

@@ -30,18 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine_info
+from _common import best_time, machine_info
 
 from merlib.data.media import write_json
-
-
-def _timed(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _clips(n: int, frames: int, size: int):
@@ -63,8 +54,8 @@ def bench_tsne(n: int) -> dict[str, Any]:
     out = {}
     for name, dim in (("audio_input", 401 * 64), ("video_input", 3 * 8 * 16 * 16), ("fused", 1536)):
         x = rng.standard_normal((n, dim)).astype(np.float32)
-        t_tsne = _timed(lambda: tsne_2d(x, seed=0))
-        t_nn = _timed(lambda: neighbour_accuracy(x, labels, groups=actors))
+        t_tsne = best_time(lambda: tsne_2d(x, seed=0))
+        t_nn = best_time(lambda: neighbour_accuracy(x, labels, groups=actors))
         out[name] = {"dims": dim, "tsne_s": round(t_tsne, 2), "neighbour_accuracy_s": round(t_nn, 2)}
         print(f"t-SNE {name:12s} {n} × {dim}: {t_tsne:.1f} s, neighbour accuracy {t_nn:.2f} s", flush=True)
     return out
@@ -82,7 +73,7 @@ def bench_sweep(clips: int) -> dict[str, Any]:
     out = {}
     for t60 in (0.3, 1.2):
         cfg = SweepConfig(t60s=(t60,), distance_ratios=())
-        t = _timed(lambda: robustness_sweep(models, data, cfg))
+        t = best_time(lambda: robustness_sweep(models, data, cfg))
         out[f"t60_{t60}"] = {"clips": clips, "seconds": round(t, 2), "s_per_clip_point": round(t / clips, 3)}
         print(f"robustness sweep, T60 {t60} s: {t / clips:.3f} s per clip and point (4 quick models)", flush=True)
     return out
