@@ -73,7 +73,6 @@ SAMPLE_RATE = 16000  # Hz, what every merlib model takes
 WINDOW_S = 4.0  # s, the training clip length
 DEFAULT_HOP_S = 2.0  # s between window starts (half a window)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-AV_AUDIO_SUFFIXES = (".mp4", ".m4a", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".aac")
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -314,25 +313,6 @@ def _check_file(path: Path) -> None:
         raise MediaError(f"{path} is empty (0 bytes): a copy or recording that did not finish")
 
 
-def _decode_audio(path: Path) -> tuple[np.ndarray, int]:
-    """``(channels, samples)`` float32 at the file's rate, through soundfile or (containers) PyAV."""
-    import soundfile as sf
-
-    from .data.media import _read_audio_av
-
-    if path.suffix.lower() in AV_AUDIO_SUFFIXES:
-        return _read_audio_av(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        why = (getattr(err, "error_string", None) or str(err)).rstrip(".")
-        raise MediaError(f"cannot decode {path} as audio ({why}); give a wav, flac, mp3, ogg or mp4 "
-                         "recording") from err
-    if data.shape[0] == 0:
-        raise MediaError(f"{path} holds no audio samples (truncated?)")
-    return np.ascontiguousarray(data.T), int(sr)
-
-
 def _video_stream(path: Path) -> tuple[int, float] | None:
     """(frame count, fps) of the file's video stream, or None when it has none."""
     import av
@@ -355,7 +335,7 @@ def read_clip(path: str | os.PathLike, spec: str | ModelSpec) -> Clip:
     Raises (naming the file and what to do) for a missing, empty or undecodable file, a channel count the model
     cannot take, and a file without the modality the model reads (a MER or video model given audio only).
     """
-    from .data.media import resample
+    from .data.media import decode_audio, resample
     from .paper_results import MODEL_LABELS
 
     spec = get_spec(spec)
@@ -370,7 +350,7 @@ def read_clip(path: str | os.PathLike, spec: str | ModelSpec) -> Clip:
         raise MediaError(f"{path} has a video stream without frames (truncated?)")
     waveform, sr, channels = None, 0, 0
     if spec.uses_audio:
-        data, sr = _decode_audio(path)
+        data, sr = decode_audio(path)
         channels = int(data.shape[0])
         if spec.num_mics == 1:
             data = data[:1]  # channel 1: the phone's first microphone, as in training

@@ -62,7 +62,7 @@ from .acoustics import (
 )
 from .analysis import EMOTION_COLOURS, EvalClip
 from .cpu import tune_allocator
-from .data.media import read_audio, resample
+from .data.media import AV_AUDIO_SUFFIXES, read_audio, resample
 from .datasets import CLIP_SAMPLES
 from .errors import MediaError, MerlibError
 from .evaluation import class_names
@@ -78,7 +78,6 @@ WALL_MARGIN = 0.1  # m, microphones at least this far from the walls (as the pap
 
 #: The files the upload button offers (:func:`load_clip` reads each).
 AUDIO_FILE_TYPES = ".wav,.flac,.mp3,.ogg,.mp4"
-_CONTAINERS = (".mp4", ".m4a", ".mov", ".mkv")  # read with PyAV (merlib.data.media.read_audio)
 #: The control column: labels as wide as the longest one ("source–phone (m)") in JupyterLab's 13 px widget font,
 #: with room to spare; the column as wide as a label and a corpus clip's name in the chooser (a slider and its
 #: readout need less).
@@ -193,7 +192,7 @@ def load_clip(
 
 def _decode(data: bytes, name: str, fs: int, hint: str) -> np.ndarray:
     """A file's bytes as mono float32 (N,) at ``fs``."""
-    if Path(name).suffix.lower() in _CONTAINERS or data[4:8] == b"ftyp":  # an MP4-family file
+    if Path(name).suffix.lower() in AV_AUDIO_SUFFIXES or data[4:8] == b"ftyp":  # an MP4-family file
         # PyAV reads from a path: decode a temporary copy, and name the user's file in the message
         with tempfile.TemporaryDirectory(prefix="merlib-clip-") as tmp:
             path = Path(tmp) / "clip.mp4"

@@ -233,7 +233,7 @@ def test_cli_table_json_csv_and_exit_codes(runs, files, tmp_path, capsys):
                  "--json", "-", "--no-progress"])
     printed = capsys.readouterr()
     assert code == 1 and "Traceback" not in printed.err
-    assert f"error: cannot decode {files['text']}" in printed.err and "1 of 2 file(s)" in printed.err
+    assert f"error: cannot decode audio file {files['text']}" in printed.err and "1 of 2 file(s)" in printed.err
     assert [f["ok"] for f in json.loads(printed.out)["files"]] == [True, False]
     # a MER model given audio only: exit 1 with the reason
     code = main(["predict", str(files["mono8k"]), "--model", str(runs["mer_rev_sc"]), "--no-progress"])

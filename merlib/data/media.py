@@ -36,24 +36,37 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(x, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int | None = 16000, mono: bool = True) -> np.ndarray:
-    """Decode the audio of a wav/flac (soundfile) or an mp4's audio track (PyAV).
+#: Files decoded with PyAV (their audio track) rather than soundfile.
+AV_AUDIO_SUFFIXES = (".mp4", ".m4a", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".aac")
 
-    Returns float32 ``(N,)`` when ``mono`` (channels averaged) else ``(C, N)``, resampled to ``sample_rate``
-    (``None`` keeps the file's rate; see :func:`audio_info`).
-    """
+
+def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """All channels of a wav/flac/mp3/ogg (soundfile) or of a container's audio track (PyAV, by suffix):
+    float32 ``(C, N)`` at the file's own sample rate, and that rate. Raises :class:`MediaError` naming the file
+    when it cannot be decoded or holds no samples."""
     path = Path(path)
-    if path.suffix.lower() in (".mp4", ".m4a", ".mov", ".mkv"):
+    if path.suffix.lower() in AV_AUDIO_SUFFIXES:
         data, sr = _read_audio_av(path)
     else:
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
             why = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
-            raise MediaError(f"cannot decode audio file {path}: {why.rstrip('.')}. Re-download or regenerate it.") from err
+            raise MediaError(f"cannot decode audio file {path}: {why.rstrip('.')}. Re-download or regenerate it, "
+                             "or give a wav, flac, mp3, ogg or mp4 file.") from err
         data = data.T
     if data.shape[-1] == 0:
         raise MediaError(f"audio file {path} holds no samples (truncated?). Re-download or regenerate it.")
+    return np.ascontiguousarray(data, dtype=np.float32), int(sr)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int | None = 16000, mono: bool = True) -> np.ndarray:
+    """Decode the audio of a wav/flac (soundfile) or an mp4's audio track (PyAV): :func:`decode_audio`, then
+
+    float32 ``(N,)`` when ``mono`` (channels averaged) else ``(C, N)``, resampled to ``sample_rate``
+    (``None`` keeps the file's rate; see :func:`audio_info`).
+    """
+    data, sr = decode_audio(path)
     if mono:
         data = data.mean(axis=0)
     return resample(data, sr, sample_rate) if sample_rate else data.astype(np.float32)
