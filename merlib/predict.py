@@ -190,6 +190,9 @@ def load_model(
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device here; use --device cpu "
+                          "(or auto)")
     if model_name is not None:
         get_spec(model_name)  # an unknown name fails here, listing the valid ones
     path = Path(path)

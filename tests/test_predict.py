@@ -238,6 +238,9 @@ def test_cli_table_json_csv_and_exit_codes(runs, files, tmp_path, capsys):
     # a MER model given audio only: exit 1 with the reason
     code = main(["predict", str(files["mono8k"]), "--model", str(runs["mer_rev_sc"]), "--no-progress"])
     assert code == 1 and "holds no video" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a GPU asked for where there is none: exit 2, one line
+        assert main(["predict", str(files["mono8k"]), "--model", str(runs["audio_rev_sc"]), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
     # a model that cannot be loaded: exit 2, one line
     code = main(["predict", str(files["mono8k"]), "--model", str(files["text"]), "--no-progress"])
     err = capsys.readouterr().err
