@@ -185,7 +185,8 @@ def load_model(
     """
     import torch
 
-    from .models.checkpoints import _classify, _htsat_arch, _load_file, load_reference_checkpoint, read_state_dict
+    from .models.checkpoints import (_classify, _htsat_arch, _load_file, load_reference_checkpoint, read_state_dict,
+                                     strip_lightning_model_prefix)
     from .training import FINAL, LAST
 
     if device == "auto":
@@ -228,8 +229,7 @@ def load_model(
 
     state, _ = read_state_dict(raw)
     tensors = {k: v for k, v in state.items() if torch.is_tensor(v)}
-    if tensors and all(k.startswith("model.") for k in tensors) and not any(k.startswith("model.stem.") for k in tensors):
-        tensors = {k[len("model."):]: v for k, v in tensors.items()}  # merlib's Lightning module holds .model
+    tensors, _ = strip_lightning_model_prefix(tensors)
     kind, naming = _classify(tensors)
     how = "merlib run" if path.is_dir() else ("merlib Lightning checkpoint" if weights.suffix == ".ckpt" else
                                               "merlib weights")

@@ -236,6 +236,15 @@ def strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def strip_lightning_model_prefix(tensors: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Remove ``model.`` when every key carries it — merlib's Lightning module holds the network as ``.model`` —
+    but not from a video encoder's own keys (``model.stem.…``, its torchvision trunk). Returns the entries and
+    whether the prefix was removed."""
+    strip = bool(tensors) and all(k.startswith("model.") for k in tensors) and not any(
+        k.startswith("model.stem.") for k in tensors)
+    return ({k[len("model."):]: v for k, v in tensors.items()} if strip else dict(tensors)), strip
+
+
 def _check_stft_kernel(key: str, value: torch.Tensor, source: str) -> None:
     from merlib.features import dft_kernels
 
@@ -731,10 +740,7 @@ def identify_checkpoint(path: str | os.PathLike, try_load: bool = True, trusted:
         raise CheckpointError(f"{path} holds no tensors (top-level keys: {', '.join(map(str, list(raw)[:8]))}); "
                          "it is not a model checkpoint")
     sed = any(str(k).startswith(REFERENCE_PREFIX) for k in strip_wrapper_prefixes(raw.get("state_dict") or raw))
-    lightning_model = all(k.startswith("model.") for k in tensors) and not any(
-        k.startswith("model.stem.") for k in tensors)
-    if lightning_model:
-        tensors = {k[len("model."):]: v for k, v in tensors.items()}
+    tensors, lightning_model = strip_lightning_model_prefix(tensors)
     kind, naming = _classify(tensors)
     if naming == "reference" and sed:
         naming = "reference (sed_model.)"
