@@ -6,7 +6,7 @@ One command::
 
     python benchmarks/seed_spread.py --model video --seeds 1 2 --out benchmarks/results/seed_spread_video.json
 
-For each seed it trains ``--model`` with :meth:`TrainConfig.quick_for` (``seed`` changes the initial weights,
+For each seed it trains ``--model`` with :meth:`TrainConfig.quick_for` and any ``--set`` changes (``seed`` changes the initial weights,
 the data order and the augmentation; the corpus, the actor split and the rooms stay those of ``--corpus-seed``)
 and scores the matched-room test clips. The seeds run at the same time, one process each, as the quick grid
 runs two models at a time (each trains on one thread). It prints one line per seed and writes them to ``--out``.
@@ -28,20 +28,30 @@ from _common import machine_info
 from merlib.data.media import write_json
 
 
-def _worker(model: str, seed: int, corpus_seed: int, out: Path) -> dict:
+def _prepare(model: str, corpus_seed: int) -> dict:
+    """Build (or reuse) the corpus, the reverberant build and the frame cache once, before the workers start:
+    builds of the same cache must not run side by side."""
     from merlib.data.synthetic import ensure_corpus
-    from merlib.datasets import MERDataModule, prepare_corpora
+    from merlib.datasets import prepare_corpora
+    from merlib.training import TrainConfig
+
+    corpus = ensure_corpus("quick", seed=corpus_seed, progress=False)
+    paths = prepare_corpora(corpus, seed=corpus_seed, frame_settings=TrainConfig.quick_for(model).frame_settings(),
+                            progress=False, video=_reads_video(model))
+    return {"reverberant": str(paths.reverberant), "frames": str(paths.frames) if paths.frames else None}
+
+
+def _worker(model: str, seed: int, data: dict, out: Path, overrides: dict) -> dict:
+    from merlib.datasets import CorpusPaths, MERDataModule
     from merlib.evaluation import predict
     from merlib.training import TrainConfig, train
 
-    corpus = ensure_corpus("quick", seed=corpus_seed, progress=False)
-    cfg = TrainConfig.quick_for(model, seed=seed, progress=False)
-    paths = prepare_corpora(corpus, seed=corpus_seed, frame_settings=cfg.frame_settings(), progress=False,
-                            video=_reads_video(model))
+    paths = CorpusPaths(data["reverberant"], data["frames"])
+    cfg = TrainConfig.quick_for(model, seed=seed, progress=False, **overrides)
     t0 = time.time()
     result = train(model, paths if _reads_video(model) else paths.reverberant, cfg, out)
     test = predict(result.model, MERDataModule(paths, model, batch_size=16).loader("test", "matched"))
-    return {"model": model, "seed": seed, "matched_accuracy": round(test.accuracy, 1),
+    return {"model": model, "seed": seed, "overrides": overrides, "matched_accuracy": round(test.accuracy, 1),
             "best_val_acc": result.best_val_acc, "seconds": round(time.time() - t0)}
 
 
@@ -56,17 +66,23 @@ def main() -> None:
     p.add_argument("--model", default="video")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--corpus-seed", type=int, default=0)
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
+                   help="TrainConfig fields to change from the quick recipe, e.g. lr=0.001 max_epochs=72")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--run-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     if args.worker is not None:
-        print(json.dumps(_worker(args.model, args.worker, args.corpus_seed, args.run_dir)))
+        print(json.dumps(_worker(args.model, args.worker, json.loads(args.data), args.run_dir, overrides)))
         return
     load = os.getloadavg()
+    data = json.dumps(_prepare(args.model, args.corpus_seed))
     with tempfile.TemporaryDirectory(prefix="seed-spread-") as tmp:
         procs = [subprocess.Popen([sys.executable, __file__, "--model", args.model, "--corpus-seed",
-                                   str(args.corpus_seed), "--worker", str(s), "--run-dir", f"{tmp}/seed{s}"],
+                                   str(args.corpus_seed), "--worker", str(s), "--run-dir", f"{tmp}/seed{s}",
+                                   "--data", data, "--set", *args.set],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in args.seeds]
         rows = []
         for proc in procs:
