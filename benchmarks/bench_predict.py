@@ -87,16 +87,15 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 def _command(run: Path, files: list[Path], out: Path) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "merlib", "predict", *map(str, files), "--model", str(run), "--json", str(out),
            "--no-progress", "--device", "cpu"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"bench_predict: merlib predict failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the first child: its own peak (KiB)
     n_ok = sum(f["ok"] for f in json.loads(out.read_text())["files"])
     return {"wall_s": round(wall, 2), "clips_per_s": round(len(files) / wall, 2), "classified": n_ok,
-            "peak_rss_mb": round(max(peak, before) / 1024.0, 1) if peak > before else None}
+            "peak_rss_mb": round(peak / 1024.0, 1)}
 
 
 def main() -> None:
@@ -113,7 +112,7 @@ def main() -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         run, files = _make_inputs(Path(tmp), args.clips, args.size)
-        command = _command(run, files, Path(tmp) / "out.json")
+        command = _command(run, files, Path(tmp) / "out.json")  # before any other child: ru_maxrss is a maximum
         print(f"merlib predict, {args.clips} clips of 4 s, {args.size} audio Sum PE: {command['wall_s']} s wall "
               f"({command['clips_per_s']} clips/s including start-up), peak {command['peak_rss_mb']} MB", flush=True)
         rows = []

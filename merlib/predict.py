@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from .data.video import FrameSettings
-from .errors import CheckpointError, ConfigError, DataError, MediaError, is_user_error
+from .errors import CheckpointError, ConfigError, DataError, MediaError, describe, is_user_error
 from .models.mer import ModelSpec, get_spec
 
 __all__ = [
@@ -542,8 +542,6 @@ def predict_files(
         except Exception as err:  # noqa: BLE001 — a bad file is reported, not raised; bugs are raised
             if not is_user_error(err):
                 raise
-            from .errors import describe
-
             pending[:] = [(j, item) for j, item in pending if j != i]
             result.error, result.starts = describe(err), []
     flush()
